@@ -1,0 +1,1 @@
+"""The aiohttp application: read API, write-through, webhook receiver (later issues)."""

@@ -1,0 +1,526 @@
+"""The mirror's settings: one frozen, typed ``Config`` built from defaults, a file and the env.
+
+Three layers, later wins: the defaults below, a TOML file, then environment variables named
+``BOOXI_MIRROR_<SECTION>__<KEY>`` (case-insensitive), e.g. ``BOOXI_MIRROR_STORAGE__URL``.
+An environment value is a plain string that pydantic coerces ("30" for a number), except
+for list and table keys, which take JSON: ``BOOXI_MIRROR_SYNC__MERCHANT_IDS='[1, 2]'``.
+
+Every mistake is a ``ConfigError`` whose message is one line naming the source, the
+section and key, and the fix; secrets never appear in it, nor in ``repr(config)``.
+
+Public names: ``load_config``, ``resolve_config_path``, ``Config`` and its sections
+``BooxiConfig``, ``StorageConfig``, ``SyncConfig``, ``ApiConfig`` (with ``ApiKey``),
+``WebhookConfig``, ``PrivacyConfig``; ``CONFIG_ENV`` and ``ENV_PREFIX``.
+"""
+
+import base64
+import binascii
+import json
+import os
+import tomllib
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
+
+from mirror.errors import ConfigError
+
+ENV_PREFIX = "BOOXI_MIRROR_"
+CONFIG_ENV = "BOOXI_MIRROR_CONFIG"
+# Names under the prefix that are not settings: the config file's path, and knobs of the
+# test suite such as BOOXI_MIRROR_TEST_POSTGRES_URL (exported by .ci/run).
+_NOT_SETTINGS = (CONFIG_ENV, "BOOXI_MIRROR_TEST_")
+
+NonEmptySecret = Annotated[SecretStr, Field(min_length=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BooxiConfig(_Section):
+    """``[booxi]``: where Booxi is, the partner key, and how hard the mirror may call it."""
+
+    base_url: str = "https://api.booxi.com/booking/v1"
+    partner_key: NonEmptySecret | None = None
+    requests_per_second: float = Field(default=5.0, gt=0)
+    requests_per_minute: int = Field(default=300, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL, e.g. https://api.booxi.eu/booking/v1")
+        return value.rstrip("/")
+
+
+class StorageConfig(_Section):
+    """``[storage]``: the database, as an SQLAlchemy async URL.
+
+    A password in the URL is a secret: ``repr`` and JSON dumps mask it.
+    """
+
+    url: str = "sqlite+aiosqlite:///booxi-mirror.db"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                "must be a database URL, e.g. sqlite+aiosqlite:///booxi-mirror.db "
+                "or postgresql+asyncpg://user@host/dbname"
+            )
+        return value
+
+    @field_serializer("url", when_used="json")
+    def _serialize_url(self, value: str) -> str:
+        return _mask_url_password(value)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "url", _mask_url_password(self.url)
+
+
+class SyncConfig(_Section):
+    """``[sync]``: which stores to mirror and how often to poll them."""
+
+    merchant_ids: tuple[int, ...] = ()
+    calendar_interval_s: float = Field(default=300.0, gt=0)
+    horizon_days: int = Field(default=90, ge=1)
+    reference_interval_s: float = Field(default=3600.0, gt=0)
+
+
+class ApiKey(_Section):
+    """One ``[[api.keys]]`` entry: a key that clients of the mirror's API present."""
+
+    name: str = Field(min_length=1)
+    key: NonEmptySecret
+    merchant_ids: tuple[int, ...] | tuple[Literal["*"]] = ("*",)
+    scopes: tuple[Literal["read", "write"], ...] = ("read",)
+
+    @field_validator("merchant_ids", mode="before")
+    @classmethod
+    def _ids_or_star(cls, value: object) -> object:
+        wrong = 'must be a list of store ids, e.g. [1, 2], or ["*"] for every store'
+        if not isinstance(value, list | tuple):
+            raise ValueError(wrong)
+        if "*" in value:
+            if len(value) == 1:
+                return ("*",)
+            raise ValueError('use ["*"] alone for every store, or a list of store ids')
+        if not all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+            raise ValueError(wrong)
+        return tuple(value)
+
+    @field_validator("scopes")
+    @classmethod
+    def _some_scope(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:  # checked here, not with min_length, so a bad item is reported alone
+            raise ValueError('must not be empty: give "read", "write" or both')
+        return value
+
+    def allows_merchant(self, merchant_id: int) -> bool:
+        """Whether this key may see store ``merchant_id``."""
+        return self.merchant_ids == ("*",) or merchant_id in self.merchant_ids
+
+
+class ApiConfig(_Section):
+    """``[api]``: where the mirror's own HTTP API listens, and who may call it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    keys: tuple[ApiKey, ...] = ()
+
+    @field_validator("keys")
+    @classmethod
+    def _unique_keys(cls, keys: tuple[ApiKey, ...]) -> tuple[ApiKey, ...]:
+        names: set[str] = set()
+        values: set[str] = set()
+        for entry in keys:
+            if entry.name in names:
+                raise ValueError(f'key names must be unique: "{entry.name}" is used twice')
+            if entry.key.get_secret_value() in values:
+                raise ValueError(f'entry "{entry.name}" repeats the key of an earlier entry')
+            names.add(entry.name)
+            values.add(entry.key.get_secret_value())
+        return keys
+
+
+class WebhookConfig(_Section):
+    """``[webhook]``: how the webhook receiver recognises calls that really come from Booxi."""
+
+    secret: NonEmptySecret | None = None
+    signing_secret: NonEmptySecret | None = None
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _check_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_signing_secret(value.get_secret_value())
+        return value
+
+
+def check_signing_secret(text: str) -> None:
+    """Raise ``ValueError`` unless ``text`` is a Standard Webhooks secret (``whsec_`` + base64)."""
+    body = text.removeprefix("whsec_")
+    try:
+        if not body:
+            raise binascii.Error
+        base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError(
+            'must be a Standard Webhooks secret: an optional "whsec_" prefix, then base64'
+        ) from None
+
+
+class PrivacyConfig(_Section):
+    """``[privacy]``: how long personal data is kept."""
+
+    retention_days: int | None = Field(default=None, ge=0)
+
+
+class Config(_Section):
+    """All settings. Build it with ``load_config``; pass sections, not the whole, onwards."""
+
+    booxi: BooxiConfig = Field(default_factory=BooxiConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+    def require_partner_key(self) -> str:
+        """The Booxi partner key, or a ``ConfigError`` saying where to set it."""
+        if self.booxi.partner_key is None:
+            raise ConfigError(
+                "[booxi] partner_key is not set: put it in the config file "
+                f"or {ENV_PREFIX}BOOXI__PARTNER_KEY"
+            )
+        return self.booxi.partner_key.get_secret_value()
+
+    def iter_secrets(self) -> Iterator[str]:
+        """Every secret value in the config, for log redaction."""
+        secrets = [self.booxi.partner_key, self.webhook.secret, self.webhook.signing_secret]
+        secrets += [entry.key for entry in self.api.keys]
+        for secret in secrets:
+            if secret is not None:
+                yield secret.get_secret_value()
+        if self.webhook.signing_secret is not None:
+            yield self.webhook.signing_secret.get_secret_value().removeprefix("whsec_")
+        password = urlsplit(self.storage.url).password
+        if password:
+            yield password
+            yield unquote(password)
+
+
+def resolve_config_path(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Path | None:
+    """The config file to read: ``path``, else ``$BOOXI_MIRROR_CONFIG``, else none."""
+    if path is not None:
+        return Path(path)
+    for name, value in environ.items():
+        if name.upper() == CONFIG_ENV and value:
+            return Path(value)
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Config:
+    """Build the ``Config`` from defaults, the TOML file and ``environ``; see the module doc.
+
+    ``path`` None means ``environ["BOOXI_MIRROR_CONFIG"]`` if set, else defaults only.
+    Raises ``ConfigError`` for anything wrong.
+    """
+    file_path = resolve_config_path(path, environ)
+    data = _read_toml(file_path) if file_path is not None else {}
+    from_env = _overlay_environ(data, environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        source = str(file_path) if file_path is not None else "defaults"
+        raise ConfigError(_describe(exc.errors(include_url=False), source, from_env)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"{path}: cannot read the config file ({reason}); "
+            f"check the path given with --config or {CONFIG_ENV}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML: {exc}; see config.example.toml for the format"
+        ) from None
+
+
+# Environment layer
+
+
+def _overlay_environ(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Put ``BOOXI_MIRROR_<SECTION>__<KEY>`` values into ``data``.
+
+    Returns ``{(section, key): (variable name, raw value)}`` so errors can name the variable.
+    """
+    sources: dict[tuple[str, str], tuple[str, str]] = {}
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
+            continue
+        section, separator, key = upper.removeprefix(ENV_PREFIX).lower().partition("__")
+        if not separator or not section or not key:
+            raise ConfigError(
+                f"{name}: not a setting; settings are named {ENV_PREFIX}<SECTION>__<KEY>, "
+                f"e.g. {ENV_PREFIX}SYNC__HORIZON_DAYS"
+            )
+        if section not in Config.model_fields:
+            raise ConfigError(
+                f"{name}: unknown section [{section}]; valid sections: {_names(Config)}"
+            )
+        model = _model_at((section,))
+        field = model.model_fields.get(key)
+        if field is None:
+            raise ConfigError(f"{name}: unknown key in [{section}]; valid keys: {_names(model)}")
+        if (section, key) in sources:
+            raise ConfigError(
+                f"{name}: [{section}] {key} is also set by {sources[section, key][0]}; set it once"
+            )
+        raw = environ[name]
+        value: Any = raw
+        if _takes_json(field.annotation):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                shown = "(secret)" if _holds_secret(field.annotation) else repr(raw)
+                raise ConfigError(
+                    f"{name}={shown}: must be JSON, e.g. {_json_example(field.annotation)}"
+                ) from None
+        section_data = data.setdefault(section, {})
+        if isinstance(section_data, dict):  # else the file's own error is reported
+            section_data[key] = value
+        sources[section, key] = (name, raw)
+    return sources
+
+
+# Error messages
+
+
+def _describe(
+    errors: list[ErrorDetails], source: str, from_env: Mapping[tuple[str, str], tuple[str, str]]
+) -> str:
+    """One line for the first error, naming its source, section and key, and the fix."""
+    error = errors[0]
+    loc = tuple(error["loc"])
+    where = _where(loc)
+    if error["type"] == "extra_forbidden":
+        fix, value = _unknown_key(loc, error["input"]), ""
+    else:
+        fix, value = _fix(error), _shown_value(loc, error["input"])
+    if len(loc) == 1 and not isinstance(error["input"], dict):
+        where = str(loc[0])  # a plain value where a section belongs: `sync = 5`
+    more = len(errors) - 1
+    if more:
+        fix += f" (and {more} more problem{'s' if more > 1 else ''})"
+    env = from_env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+    if env is None:
+        return f"{source} {where}{value}: {fix}"
+    name, raw = env
+    if len(loc) == 2:
+        secret = _holds_secret(_annotation_at(loc))
+        shown = "(secret)" if secret else repr(_mask_url_password(raw))
+        return f"{name}={shown}: {fix}"
+    return f"{name}: {where}{value}: {fix}"
+
+
+_FIXES = {
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "string_type": "must be a string",
+    "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+    "tuple_type": "must be a list, e.g. [1, 2]",
+    "list_type": "must be a list, e.g. [1, 2]",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "dict_type": "must be a table",
+    "missing": "is required",
+}
+
+
+def _fix(error: ErrorDetails) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind in ("tuple_type", "list_type") and _model_in(_annotation_at(error["loc"])):
+        return "must be a list of tables"
+    if kind in _FIXES:
+        return _FIXES[kind]
+    if kind == "greater_than":
+        return f"must be greater than {_number(ctx['gt'])}"
+    if kind == "greater_than_equal":
+        return f"must be at least {_number(ctx['ge'])}"
+    if kind == "less_than_equal":
+        return f"must be at most {_number(ctx['le'])}"
+    if kind == "literal_error":
+        return f"must be {ctx['expected']}"
+    if kind == "value_error":
+        return str(ctx["error"])
+    message = error["msg"]
+    return message[:1].lower() + message[1:]
+
+
+def _unknown_key(loc: tuple[str | int, ...], value: object) -> str:
+    model = _model_at(loc[:-1])
+    if model is Config and not isinstance(value, dict):
+        return f"not a section: keys go under one; valid sections: {_names(Config)}"
+    if model is Config:
+        return f"unknown section; valid sections: {_names(Config)}"
+    return f"unknown key; valid keys: {_names(model)}"
+
+
+def _where(loc: tuple[str | int, ...]) -> str:
+    """``[sync] merchant_ids[0]`` or ``[[api.keys]] #2 scopes`` for a location."""
+    tables, path = [str(loc[0])], list[str]()
+    head = f"[{loc[0]}]"
+    model = _model_in(Config.model_fields[tables[0]].annotation) if len(loc) > 1 else None
+    index = 1
+    while index < len(loc):
+        part = loc[index]
+        if isinstance(part, int):
+            if path:
+                path[-1] += f"[{part}]"
+            index += 1
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        inner = _model_in(field.annotation) if field is not None else None
+        nxt = loc[index + 1] if index + 1 < len(loc) else None
+        if inner is not None and isinstance(nxt, int):
+            tables.append(part)
+            head, path, model = f"[[{'.'.join(tables)}]] #{nxt + 1}", [], inner
+            index += 2
+            continue
+        path.append(part)
+        model = inner
+        index += 1
+    return f"{head} {'.'.join(path)}" if path else head
+
+
+def _shown_value(loc: tuple[str | int, ...], value: object) -> str:
+    """`` = <value>`` as TOML, or `` = (secret)``, or nothing for tables."""
+    if isinstance(value, list | tuple) and all(_is_scalar(item) for item in value):
+        shown = f"[{', '.join(_toml_scalar(item) for item in value)}]"
+    elif _is_scalar(value):
+        shown = _toml_scalar(value)
+    else:
+        return ""
+    return " = (secret)" if _holds_secret(_annotation_at(loc)) else f" = {shown}"
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _toml_scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = json.dumps(_mask_url_password(value))
+        return text if len(text) <= 80 else text[:76] + '..."'
+    return str(value)
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _mask_url_password(url: str) -> str:
+    """``url`` with the password of its user part, if any, replaced by ``***``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{separator}{user}:***@{host}"
+
+
+# Walking the models along an error location
+
+
+def _names(model: type[BaseModel]) -> str:
+    return ", ".join(sorted(model.model_fields))
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The model class inside an annotation (``ApiKey`` in ``tuple[ApiKey, ...]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, str) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation) or model
+    return model
+
+
+def _annotation_at(loc: tuple[str | int, ...]) -> object:
+    """The annotation of the last named field along ``loc`` (None if there is none)."""
+    model: type[BaseModel] | None = Config
+    annotation: object = None
+    for part in loc:
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+            model = _model_in(annotation)
+    return annotation
+
+
+def _holds_secret(annotation: object) -> bool:
+    if annotation is SecretStr:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_holds_secret(field.annotation) for field in annotation.model_fields.values())
+    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
+
+
+def _takes_json(annotation: object) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return typing.get_origin(annotation) in (list, tuple, dict)
+
+
+def _json_example(annotation: object) -> str:
+    if _model_in(annotation) is ApiKey:
+        return '[{"name": "tablet", "key": "...", "scopes": ["read"]}]'
+    return "[1, 2]"

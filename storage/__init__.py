@@ -1,0 +1,1 @@
+"""SQLModel tables, engine and shared queries (later issues)."""

@@ -1,0 +1,259 @@
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from mirror import __version__, logs
+from mirror.cli import cli, load_config_or_exit
+
+PARTNER_KEY = "pk-live-7f3a9c2e"
+SIM_OPTIONS = [
+    "--host",
+    "--port",
+    "--seed",
+    "--stores",
+    "--staff-per-store",
+    "--clients",
+    "--page-size",
+    "--partner-key",
+    "--merchant-key",
+    "--webhook-url",
+    "--webhook-secret",
+    "--signing-secret",
+    "--no-rate-limit",
+    "--anchor",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_slate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No BOOXI_ variables from the outside, no secrets or log handlers left behind."""
+    for name in list(os.environ):
+        if name.upper().startswith(("BOOXI_MIRROR_", "BOOXI_SIM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(logs, "_secrets", set())
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, prog_name="booxi-mirror", terminal_width=80)
+
+
+def assert_one_error_line(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# Help and version
+
+
+def test_cli_help_lists_commands() -> None:
+    result = run_cli("--help")
+
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage: booxi-mirror [OPTIONS] COMMAND [ARGS]...")
+    commands = result.output.split("Commands:")[1]
+    assert [line.split()[0] for line in commands.strip().splitlines()] == ["config", "demo", "sim"]
+    assert "--config FILE" in result.output
+
+
+def test_cli_version() -> None:
+    result = run_cli("--version")
+
+    assert result.exit_code == 0
+    assert result.output == f"booxi-mirror, version {__version__}\n"
+    assert __version__ == "0.1.0"
+
+
+def test_sim_help_lists_every_option() -> None:
+    result = run_cli("sim", "--help")
+
+    assert result.exit_code == 0
+    listed = [line.split()[0] for line in result.output.splitlines() if line.startswith("  --")]
+    assert listed == SIM_OPTIONS
+
+
+def test_demo_help_says_what_it_starts() -> None:
+    result = run_cli("demo", "--help")
+
+    assert result.exit_code == 0
+    assert "--host" in result.output
+    assert "--port" in result.output
+    assert "--seed" in result.output
+    assert "simulator" in result.output
+    assert "mirror beside it" in result.output
+
+
+# config check / config show
+
+
+def test_config_check_without_file_uses_defaults() -> None:
+    result = run_cli("config", "check")
+
+    assert result.exit_code == 0
+    assert result.stdout == "config OK: defaults\n"
+
+
+def test_config_check_with_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[api]\nport = 9000\n")
+
+    result = run_cli("--config", str(path), "config", "check")
+
+    assert result.exit_code == 0
+    assert result.stdout == f"config OK: {path}\n"
+
+
+def test_config_check_reads_config_path_from_env(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[api]\nport = 9000\n")
+
+    result = run_cli("config", "check", env={"BOOXI_MIRROR_CONFIG": str(path)})
+
+    assert result.stdout == f"config OK: {path}\n"
+
+
+def test_config_check_bad_file_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sync]\ncalendar_interval_s = -5\n")
+
+    result = run_cli("--config", str(path), "config", "check")
+
+    assert_one_error_line(result, f"{path} [sync] calendar_interval_s = -5: must be greater than 0")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fragment"),
+    [
+        ("missing.toml", None, "cannot read the config file"),
+        ("bad.toml", "[sync\n", "not valid TOML"),
+        ("typo.toml", "[booxi]\npartner_kye = 'x'\n", "partner_kye: unknown key"),
+    ],
+)
+def test_config_check_unusable_file_is_one_error_line(
+    tmp_path: Path, name: str, text: str | None, fragment: str
+) -> None:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+
+    result = run_cli("--config", str(path), "config", "check")
+
+    assert_one_error_line(result, fragment)
+
+
+def test_config_check_bad_env_var_is_one_error_line() -> None:
+    result = run_cli("config", "check", env={"BOOXI_MIRROR_API__PORT": "http"})
+
+    assert_one_error_line(result, "BOOXI_MIRROR_API__PORT='http': must be a whole number")
+
+
+def test_config_show_prints_effective_config_with_secrets_masked(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[booxi]\npartner_key = "{PARTNER_KEY}"\n[sync]\nmerchant_ids = [4]\n')
+
+    result = run_cli(
+        "--config", str(path), "config", "show", env={"BOOXI_MIRROR_SYNC__HORIZON_DAYS": "9"}
+    )
+
+    assert result.exit_code == 0
+    assert PARTNER_KEY not in result.output
+    shown = json.loads(result.stdout)
+    assert sorted(shown) == ["api", "booxi", "privacy", "storage", "sync", "webhook"]
+    assert shown["booxi"]["partner_key"] == "**********"
+    assert shown["webhook"] == {"secret": None, "signing_secret": None}
+    assert shown["sync"] == {
+        "merchant_ids": [4],
+        "calendar_interval_s": 300.0,
+        "horizon_days": 9,
+        "reference_interval_s": 3600.0,
+    }
+
+
+def test_config_error_from_any_command_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command("needs-key")
+    def needs_key() -> None:
+        load_config_or_exit().require_partner_key()
+
+    monkeypatch.setitem(cli.commands, "needs-key", needs_key)
+
+    result = run_cli("needs-key")
+
+    assert_one_error_line(result, "[booxi] partner_key is not set")
+
+
+# Logging set up by the CLI
+
+
+def test_cli_registers_config_secrets_for_log_redaction(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run_cli("config", "check", env={"BOOXI_MIRROR_BOOXI__PARTNER_KEY": PARTNER_KEY})
+    assert result.exit_code == 0
+    logs.configure_logging()
+
+    logging.getLogger("mirror.test").info(
+        "calling with %s", PARTNER_KEY, extra={"key": PARTNER_KEY}
+    )
+
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["message"] == "calling with [redacted]"
+    assert line["key"] == "[redacted]"
+
+
+def test_configure_logging_writes_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure_logging()
+
+    logging.getLogger("mirror.poller").info("poll.staff.done", extra={"staff_id": 7})
+    logging.getLogger("mirror.poller").debug("not shown at INFO")
+    logging.getLogger("aiohttp.access").info("GET /calendar 200", extra={"status": 200})
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["level"], line["logger"], line["message"]) for line in lines] == [
+        ("INFO", "mirror.poller", "poll.staff.done"),
+        ("INFO", "aiohttp.access", "GET /calendar 200"),
+    ]
+    assert lines[0]["staff_id"] == 7
+    assert lines[1]["status"] == 200
+    assert list(lines[0])[:4] == ["timestamp", "level", "logger", "message"]
+    assert lines[0]["timestamp"].endswith("Z")
+
+
+def test_configure_logging_verbose_shows_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure_logging(verbosity=1)
+    logs.configure_logging(verbosity=1)  # replaces its handler, no duplicate lines
+
+    logging.getLogger("mirror.client").debug("booxi.request")
+
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_redact_secrets_covers_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure_logging()
+    logs.register_secret(PARTNER_KEY)
+    logs.register_secret("abc")  # too short to redact safely: ignored
+
+    try:
+        raise ValueError(f"Booxi refused key {PARTNER_KEY}")
+    except ValueError:
+        logging.getLogger("mirror.client").exception("booxi.failed abc")
+
+    err = capsys.readouterr().err
+    assert PARTNER_KEY not in err
+    assert "Booxi refused key [redacted]" in err
+    assert "booxi.failed abc" in err
