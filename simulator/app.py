@@ -1,0 +1,101 @@
+"""``create_app(settings)``: the simulator as an aiohttp application."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from simulator import availability, bookings, calendar, clients, control, directory
+from simulator.faults import Faults
+from simulator.generate import build_world
+from simulator.keys import FAIR_USE, FAULT_RNG, FAULTS, SETTINGS, WEBHOOKS, WORLD
+from simulator.middleware import booxi_middleware
+from simulator.ratelimit import FairUse
+from simulator.settings import SimSettings
+from simulator.webhooks import WebhookDispatcher
+
+API = "/booking/v1"
+MAX_BODY = 1024 * 1024
+
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/calendar", calendar.get_calendar),
+    ("GET", "/booking", bookings.list_bookings),
+    ("POST", "/booking", bookings.create_booking),
+    ("GET", "/booking/{bookingId}", bookings.get_booking),
+    ("PUT", "/booking/{bookingId}", bookings.update_booking),
+    ("GET", "/merchant", directory.get_merchant),
+    ("GET", "/merchant/list", directory.list_merchants),
+    ("GET", "/merchant/{merchantId}", directory.get_merchant_by_id),
+    ("GET", "/staff", directory.book_now_staff),
+    ("GET", "/staff/list", directory.list_staff),
+    ("GET", "/staff/{staffId}", directory.get_staff_by_id),
+    ("GET", "/service", directory.book_now_services),
+    ("GET", "/service/list", directory.list_services),
+    ("GET", "/service/{serviceId}/availability", availability.service_availability),
+    ("GET", "/service/{serviceId}", directory.get_service_by_id),
+    ("GET", "/serviceCategory", directory.book_now_categories),
+    ("GET", "/serviceCategory/list", directory.list_categories),
+    ("GET", "/serviceCategory/{serviceCategoryId}", directory.get_category_by_id),
+    ("POST", "/availability/search", availability.search_availability),
+    ("GET", "/client", clients.search_clients),
+    ("POST", "/client", clients.create_client),
+    ("GET", "/client/{clientId}", clients.get_client),
+    ("PUT", "/client/{clientId}", clients.update_client),
+    ("DELETE", "/client/{clientId}", clients.delete_client),
+    ("GET", "/client/{clientId}/moduleLink/{moduleId}", clients.get_module_link),
+    ("PUT", "/client/{clientId}/moduleLink/{moduleId}", clients.put_module_link),
+)
+
+CONTROL_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/_sim/faults", control.get_faults),
+    ("POST", "/_sim/faults", control.set_faults),
+    ("DELETE", "/_sim/faults", control.reset_faults),
+    ("POST", "/_sim/mutate", control.post_mutate),
+    ("GET", "/_sim/state", control.get_state),
+    ("GET", "/_sim/webhooks", control.get_webhooks),
+    ("POST", "/_sim/webhooks/drain", control.drain_webhooks),
+)
+
+
+def create_app(
+    settings: SimSettings, *, clock: Callable[[], dt.datetime] | None = None
+) -> web.Application:
+    """A simulated Booxi: API under ``/booking/v1``, control API under ``/_sim/``.
+
+    ``clock`` replaces the wall clock (tests); webhooks start with the app.
+    """
+    app = web.Application(middlewares=[booxi_middleware], client_max_size=MAX_BODY)
+    world = build_world(settings)
+    if clock is not None:
+        world.clock = clock
+    faults = Faults(rate_limit=settings.rate_limit)
+    webhooks = WebhookDispatcher(
+        settings.webhook_urls,
+        faults=faults,
+        rng=random.Random(settings.seed + 1),
+        secret=settings.webhook_secret,
+        signing_secret=settings.signing_secret,
+    )
+    world.listeners.append(webhooks.publish)
+    app[SETTINGS] = settings
+    app[WORLD] = world
+    app[FAULTS] = faults
+    app[FAIR_USE] = FairUse()
+    app[FAULT_RNG] = random.Random(settings.seed + 2)
+    app[WEBHOOKS] = webhooks
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, API + path, handler)
+    for method, path, handler in CONTROL_ROUTES:
+        app.router.add_route(method, path, handler)
+    app.cleanup_ctx.append(_webhooks_ctx)
+    return app
+
+
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[WEBHOOKS].start()
+    yield
+    await app[WEBHOOKS].close()

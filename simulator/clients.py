@@ -1,0 +1,96 @@
+"""``/client``: search, read, create, update, delete, and module links."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from simulator import operations
+from simulator.body import read_json_object
+from simulator.errors import bad_request, not_found
+from simulator.keys import WORLD
+from simulator.params import Query
+from simulator.world import Json, World
+
+MAX_MODULE_ID = 100
+
+
+async def search_clients(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    query = Query(request.query)
+    merchant_id = query.integer("merchantId")
+    criteria = {
+        key: query.text(key)
+        for key in ("moduleId", "externalId", "firstName", "lastName", "email", "phoneNumber")
+    }
+    criteria["merchantId"] = str(merchant_id) if merchant_id is not None else None
+    clients = operations.search_clients(world, criteria)
+    links = [link for client in clients for link in world.links_of(client["id"])]
+    return web.json_response({"clients": clients, "clientLinks": links})
+
+
+async def get_client(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    return web.json_response(_client_body(world, _client(world, request)["id"]))
+
+
+async def create_client(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    client = operations.create_client(world, await read_json_object(request))
+    return web.json_response(_client_body(world, client["id"]))
+
+
+async def update_client(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    client_id = _client_id(request)
+    operations.update_client(world, client_id, await read_json_object(request))
+    return web.json_response(_client_body(world, client_id))
+
+
+async def delete_client(request: web.Request) -> web.Response:
+    operations.delete_client(request.app[WORLD], _client_id(request))
+    return web.Response(status=204)
+
+
+async def get_module_link(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    client = _client(world, request)
+    module_id = _module_id(request)
+    link = world.links.get((client["id"], module_id))
+    if link is None:
+        raise not_found("Module link", f"{client['id']}/{module_id}")
+    return web.json_response({"link": link, "client": client})
+
+
+async def put_module_link(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    client_id = _client_id(request)
+    link = operations.put_module_link(
+        world, client_id, _module_id(request), await read_json_object(request)
+    )
+    return web.json_response({"link": link, "client": world.clients[client_id]})
+
+
+def _client_body(world: World, client_id: int) -> Json:
+    return {"client": world.clients[client_id], "clientLinks": world.links_of(client_id)}
+
+
+def _client_id(request: web.Request) -> int:
+    raw = request.match_info["clientId"]
+    if not raw.isdigit() or len(raw) > 15:
+        raise bad_request(f"clientId must be an integer, got {raw!r}")
+    return int(raw)
+
+
+def _client(world: World, request: web.Request) -> Json:
+    client_id = _client_id(request)
+    client = world.clients.get(client_id)
+    if client is None:
+        raise not_found("Client", client_id)
+    return client
+
+
+def _module_id(request: web.Request) -> str:
+    module_id = request.match_info["moduleId"]
+    if not module_id or len(module_id) > MAX_MODULE_ID:
+        raise bad_request("moduleId must be 1 to 100 characters")
+    return module_id

@@ -1,0 +1,191 @@
+"""Shared fixtures: the simulator over a real loopback socket, and a webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from simulator import SimSettings, create_app
+from simulator.keys import WORLD
+from simulator.world import World
+
+PARTNER_KEY = "test-partner-key-0123"
+MERCHANT_KEY = "test-merchant-key-4567"
+DATA = Path(__file__).parent / "data"
+ALL_TYPES = ("Appointment", "GroupEvent", "TimeSlot")
+ALL_INCLUDES = ("Appointment", "GroupEvent", "TimeSlot", "Staff", "Service")
+
+
+def sample(name: str) -> Any:
+    return json.loads((DATA / name).read_text())
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class Sim:
+    """A running simulator and a session that carries the partner key."""
+
+    server: TestServer
+    session: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def api(self) -> str:
+        return self.url + "/booking/v1"
+
+    @property
+    def world(self) -> World:
+        return self.server.app[WORLD]
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        url = path if path.startswith("http") else self.api + path
+        async with self.session.request(
+            method, url, params=params, json=json_body, headers=headers
+        ) as response:
+            text = await response.text()
+            return response.status, (json.loads(text) if text else None)
+
+    async def get(self, path: str, params: Any = None) -> tuple[int, Any]:
+        return await self.call("GET", path, params=params)
+
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, self.url + path, json=body) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def page_all(self, path: str, params: Any, key: str) -> list[Any]:
+        """Follow cursors to the end; every page's ``key`` list, concatenated."""
+        items: list[Any] = []
+        status, body = await self.get(path, params)
+        assert status == 200, body
+        items.extend(body[key])
+        while body["cursor"]:
+            status, body = await self.get(path, {"cursor": body["cursor"]})
+            assert status == 200, body
+            items.extend(body[key])
+        return items
+
+
+def calendar_params(
+    staff_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    types: tuple[str, ...] = ALL_TYPES,
+    includes: tuple[str, ...] = ALL_INCLUDES,
+) -> list[tuple[str, str]]:
+    return (
+        [("staffId", str(staff_id)), ("from", rfc3339(start)), ("to", rfc3339(end))]
+        + [("eventType", t) for t in types]
+        + [("include", i) for i in includes]
+    )
+
+
+SimFactory = Callable[..., Awaitable[Sim]]
+
+
+@pytest.fixture
+async def make_sim() -> AsyncIterator[SimFactory]:
+    """Start simulators with settings overridden per test; all stopped at the end."""
+    started: list[Sim] = []
+
+    async def start(**overrides: Any) -> Sim:
+        settings = SimSettings(
+            **{
+                "partner_key": PARTNER_KEY,
+                "merchant_key": MERCHANT_KEY,
+                "stores": 2,
+                "staff_per_store": 3,
+                "clients": 60,
+                "page_size": 20,
+                "rate_limit": False,
+                **overrides,
+            }
+        )
+        server = TestServer(create_app(settings), host="127.0.0.1")
+        await server.start_server()
+        session = aiohttp.ClientSession(
+            headers={"Booxi-PartnerKey": PARTNER_KEY}, timeout=aiohttp.ClientTimeout(total=30)
+        )
+        sim = Sim(server, session)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        await sim.session.close()
+        await sim.server.close()
+
+
+@pytest.fixture
+async def sim(make_sim: SimFactory) -> Sim:
+    return await make_sim()
+
+
+@dataclasses.dataclass
+class Receiver:
+    """A stand-in webhook endpoint: records every call, can fail the first N."""
+
+    server: TestServer
+    calls: list[tuple[dict[str, str], bytes]] = dataclasses.field(default_factory=list)
+    fail_next: int = 0
+    arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/hook"))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.calls]
+
+    async def wait_for(self, count: int, within_s: float = 10) -> None:
+        async with asyncio.timeout(within_s):
+            while len(self.calls) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    app = web.Application()
+    holder: list[Receiver] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        rec = holder[0]
+        body = await request.read()
+        if rec.fail_next > 0:
+            rec.fail_next -= 1
+            return web.Response(status=500)
+        rec.calls.append((dict(request.headers), body))
+        rec.arrived.set()
+        return web.Response(status=204)
+
+    app.router.add_post("/hook", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    holder.append(Receiver(server))
+    yield holder[0]
+    await server.close()
