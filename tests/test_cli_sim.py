@@ -125,7 +125,8 @@ async def test_sim_generates_keys_and_shows_them_once() -> None:
 async def test_sim_takes_keys_and_secrets_from_the_environment() -> None:
     env = {"BOOXI_SIM_PARTNER_KEY": PARTNER_KEY, "BOOXI_SIM_SIGNING_SECRET": SIGNING}
     async with (
-        run_sim("sim", "--stores", "1", env=env) as sim, aiohttp.ClientSession() as session,
+        run_sim("sim", "--stores", "1", env=env) as sim,
+        aiohttp.ClientSession() as session,
         session.get(
             f"{sim.api}/merchant/list", headers={"Booxi-PartnerKey": PARTNER_KEY}
         ) as response,
