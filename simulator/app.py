@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import random
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,15 @@ from aiohttp.typedefs import Handler
 from simulator import availability, bookings, calendar, clients, control, directory
 from simulator.faults import Faults
 from simulator.generate import build_world
-from simulator.keys import FAIR_USE, FAULT_RNG, FAULTS, SETTINGS, WEBHOOKS, WORLD
+from simulator.keys import (
+    FAIR_USE,
+    FAULT_RNG,
+    FAULTS,
+    REQUEST_LOG,
+    SETTINGS,
+    WEBHOOKS,
+    WORLD,
+)
 from simulator.middleware import booxi_middleware
 from simulator.ratelimit import FairUse
 from simulator.settings import SimSettings
@@ -20,6 +29,7 @@ from simulator.webhooks import WebhookDispatcher
 
 API = "/booking/v1"
 MAX_BODY = 1024 * 1024
+REQUEST_LOG_SIZE = 20_000
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/calendar", calendar.get_calendar),
@@ -57,6 +67,8 @@ CONTROL_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/_sim/mutate", control.post_mutate),
     ("GET", "/_sim/state", control.get_state),
     ("GET", "/_sim/webhooks", control.get_webhooks),
+    ("GET", "/_sim/requests", control.get_requests),
+    ("DELETE", "/_sim/requests", control.clear_requests),
     ("POST", "/_sim/webhooks/drain", control.drain_webhooks),
 )
 
@@ -87,6 +99,7 @@ def create_app(
     app[FAIR_USE] = FairUse()
     app[FAULT_RNG] = random.Random(settings.seed + 2)
     app[WEBHOOKS] = webhooks
+    app[REQUEST_LOG] = collections.deque(maxlen=REQUEST_LOG_SIZE)
     for method, path, handler in ROUTES:
         app.router.add_route(method, API + path, handler)
     for method, path, handler in CONTROL_ROUTES:

@@ -3,7 +3,9 @@
 Pinned (other tools drive it): ``GET``/``POST /_sim/faults``, ``POST /_sim/mutate``
 with ``{"count": N, "seed": S}`` answering ``{"changed": [bookingId, ...]}``, and
 ``GET /_sim/state``. Ours besides: ``DELETE /_sim/faults`` (back to defaults),
-``GET /_sim/webhooks`` (delivery counters and the latest attempts) and
+``GET /_sim/webhooks`` (delivery counters and the latest attempts),
+``GET /_sim/requests`` (the latest 20,000 API calls with their time, key and status,
+to check a client's budget; ``DELETE`` clears it) and
 ``POST /_sim/webhooks/drain`` (wait until every delivery is done or given up).
 Control endpoints need no key and are never affected by faults.
 """
@@ -18,7 +20,7 @@ from aiohttp import web
 from simulator.body import Fields, read_json_object
 from simulator.errors import bad_request
 from simulator.faults import Faults
-from simulator.keys import FAULTS, SETTINGS, WEBHOOKS, WORLD
+from simulator.keys import FAULTS, REQUEST_LOG, SETTINGS, WEBHOOKS, WORLD
 from simulator.mutate import mutate
 
 MAX_MUTATIONS = 10_000
@@ -86,3 +88,13 @@ async def drain_webhooks(request: web.Request) -> web.Response:
     return web.json_response(
         {"drained": done, "pending": request.app[WEBHOOKS].pending}, status=200 if done else 504
     )
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    log = request.app[REQUEST_LOG]
+    return web.json_response({"requests": [dict(entry) for entry in log]})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    request.app[REQUEST_LOG].clear()
+    return web.json_response({"requests": []})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import random
+from typing import Any
 
 from aiohttp import web
 
@@ -18,3 +20,4 @@ FAULTS = web.AppKey("faults", Faults)
 FAIR_USE = web.AppKey("fair_use", FairUse)
 WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 FAULT_RNG = web.AppKey("fault_rng", random.Random)
+REQUEST_LOG: web.AppKey[collections.deque[dict[str, Any]]] = web.AppKey("request_log")

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from simulator.errors import BooxiError
-from simulator.keys import FAIR_USE, FAULT_RNG, FAULTS, SETTINGS
+from simulator.keys import FAIR_USE, FAULT_RNG, FAULTS, REQUEST_LOG, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,17 @@ async def booxi_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = BooxiError(500, "Internal error").response()
     if key is not None and response.status == 400 and faults.rate_limit:
         app[FAIR_USE].charge(key)  # Booxi counts a 400 twice
+    if request.path.startswith(API_PREFIX):
+        app[REQUEST_LOG].append(
+            {
+                "at": time.time(),
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string,
+                "key": key,
+                "status": response.status,
+            }
+        )
     return response
 
 

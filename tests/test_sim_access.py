@@ -160,3 +160,15 @@ async def test_bad_fault_settings_are_400_and_change_nothing(sim: Sim, body: obj
         error = await response.json()
         assert error["code"] == 400
     assert await sim.control("GET", "/_sim/faults") == before
+
+
+async def test_request_log_records_every_api_call(sim: Sim) -> None:
+    await sim.control("DELETE", "/_sim/requests")
+    await sim.get("/merchant/list")
+    await sim.get("/nope")
+    log = (await sim.control("GET", "/_sim/requests"))["requests"]
+    assert [(r["method"], r["path"], r["status"], r["key"]) for r in log] == [
+        ("GET", "/booking/v1/merchant/list", 200, "Booxi-PartnerKey"),
+        ("GET", "/booking/v1/nope", 404, "Booxi-PartnerKey"),
+    ]
+    assert all(isinstance(r["at"], float) for r in log)
