@@ -1,1 +1,2 @@
-"""The aiohttp application: read API, write-through, webhook receiver (later issues)."""
+"""The aiohttp application: the webhook receiver and health now; the read API and
+write-through come next. Public names: ``api.app.create_app``."""

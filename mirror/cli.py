@@ -10,9 +10,10 @@ import datetime as dt
 import json
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -112,6 +113,94 @@ def config_show() -> None:
     """Print the effective config as JSON, secrets masked."""
     config = load_config_or_exit()
     click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
+
+
+# db, sync, serve
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Manage the mirror's database."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations (also done at every start)."""
+    from mirror.runtime import open_database
+    from storage.migrate import current_revision
+
+    config = load_config_or_exit()
+
+    async def run() -> str | None:
+        async with open_database(config) as engine:
+            return await current_revision(engine)
+
+    revision = asyncio.run(run())
+    click.echo(f"database at revision {revision}")
+
+
+@cli.command()
+@click.option(
+    "--merchant",
+    "merchant_ids",
+    metavar="ID",
+    type=int,
+    multiple=True,
+    help="Only this store (repeatable); default: [sync] merchant_ids, else all.",
+)
+@click.option(
+    "--staff",
+    "staff_ids",
+    metavar="ID",
+    type=int,
+    multiple=True,
+    help="Only this staff member's calendar (repeatable).",
+)
+def sync(merchant_ids: tuple[int, ...], staff_ids: tuple[int, ...]) -> None:
+    """Run one sync pass now: reference data, then every staff calendar in scope."""
+    from mirror.runtime import sync_once
+
+    config = load_config_or_exit()
+    config.require_partner_key()
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="staff calendars", file=sys.stderr)
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        result = asyncio.run(
+            sync_once(config, merchant_ids=merchant_ids, staff_ids=staff_ids, on_staff=progress)
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    polls = result.polls
+    click.echo(
+        f"synced {len(result.merchants)} store(s), {len(polls) - len(result.failures)} of "
+        f"{len(polls)} staff calendar(s): {sum(p.bookings for p in polls)} bookings, "
+        f"{sum(p.events for p in polls)} events, {sum(p.looked_up for p in polls)} looked up, "
+        f"in {result.duration_s:.1f} s"
+    )
+    if result.reference_error:
+        click.echo(f"reference data: {result.reference_error}", err=True)
+    for failed in result.failures:
+        click.echo(f"staff {failed.staff_id}: {failed.error}", err=True)
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+def serve() -> None:
+    """Run the mirror: API, webhook receiver and poller, until SIGTERM or Ctrl-C."""
+    from mirror.runtime import serve as run_serve
+
+    config = load_config_or_exit()
+    config.require_partner_key()
+    asyncio.run(run_serve(config, ready=lambda url: click.echo(f"booxi-mirror serving on {url}")))
 
 
 # sim and demo

@@ -163,6 +163,7 @@ class WebhookConfig(_Section):
     """``[webhook]``: how the webhook receiver recognises calls that really come from Booxi."""
 
     secret: NonEmptySecret | None = None
+    secret_header: str | None = Field(default=None, min_length=1, max_length=100)
     signing_secret: NonEmptySecret | None = None
 
     @field_validator("signing_secret")

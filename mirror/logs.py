@@ -28,7 +28,7 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
     "taskName",
 }
 # Chatty below WARNING (SQLAlchemy logs every statement at INFO): shown only from -vv on.
-_NOISY_LOGGERS = ("aiosqlite", "asyncio", "sqlalchemy.engine")
+_NOISY_LOGGERS = ("aiosqlite", "asyncio", "sqlalchemy.engine", "alembic", "apscheduler")
 
 
 def register_secret(value: str) -> None:

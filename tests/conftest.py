@@ -189,3 +189,90 @@ async def receiver() -> AsyncIterator[Receiver]:
     holder.append(Receiver(server))
     yield holder[0]
     await server.close()
+
+
+# ---- the mirror's side -------------------------------------------------------------
+@dataclasses.dataclass
+class Store:
+    """A mirror database on a real SQLite file, migrated, with its writer running."""
+
+    engine: Any
+    writer: Any
+    path: Path
+
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        from sqlalchemy import text
+
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).mappings())
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    from storage.engine import make_engine
+    from storage.migrate import upgrade
+    from storage.writer import Writer
+
+    path = tmp_path / "mirror.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    writer = Writer(engine)
+    await writer.start()
+    yield Store(engine, writer, path)
+    await writer.close()
+    await engine.dispose()
+
+
+def booxi_client(
+    sim: Sim, *, per_second: float = 1000, per_minute: int = 100_000, **kwargs: Any
+) -> Any:
+    """A BooxiClient for ``sim``; a generous budget unless the test is about the budget."""
+    from mirror.budget import RateBudget
+    from mirror.client import BooxiClient
+
+    return BooxiClient(sim.api, PARTNER_KEY, budget=RateBudget(per_second, per_minute), **kwargs)
+
+
+WEBHOOK_SECRET = "mirror-webhook-secret-0123456789"
+
+
+@dataclasses.dataclass
+class MirrorApp:
+    server: TestServer
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url + "/webhooks/booxi"
+
+
+@pytest.fixture
+async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable[MirrorApp]]]:
+    """Start the mirror's aiohttp application over ``store``, config sections overridden."""
+    from api.app import create_app
+    from mirror.config import Config
+
+    servers: list[TestServer] = []
+
+    async def start(**sections: Any) -> MirrorApp:
+        values = {"webhook": {"secret": WEBHOOK_SECRET}, **sections}
+        config = Config.model_validate(values)
+        server = TestServer(
+            create_app(config, engine=store.engine, writer=store.writer), host="127.0.0.1"
+        )
+        await server.start_server()
+        servers.append(server)
+        return MirrorApp(server)
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def mirror_app(make_mirror_app: Callable[..., Awaitable[MirrorApp]]) -> MirrorApp:
+    """The mirror's aiohttp application on a loopback port, over ``store``."""
+    return await make_mirror_app()

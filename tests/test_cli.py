@@ -68,7 +68,14 @@ def test_cli_help_lists_commands() -> None:
     assert result.exit_code == 0
     assert result.output.startswith("Usage: booxi-mirror [OPTIONS] COMMAND [ARGS]...")
     commands = result.output.split("Commands:")[1]
-    assert [line.split()[0] for line in commands.strip().splitlines()] == ["config", "demo", "sim"]
+    assert [line.split()[0] for line in commands.strip().splitlines()] == [
+        "config",
+        "db",
+        "demo",
+        "serve",
+        "sim",
+        "sync",
+    ]
     assert "--config FILE" in result.output
 
 
@@ -176,7 +183,7 @@ def test_config_show_prints_effective_config_with_secrets_masked(tmp_path: Path)
     shown = json.loads(result.stdout)
     assert sorted(shown) == ["api", "booxi", "privacy", "storage", "sync", "webhook"]
     assert shown["booxi"]["partner_key"] == "**********"
-    assert shown["webhook"] == {"secret": None, "signing_secret": None}
+    assert shown["webhook"] == {"secret": None, "secret_header": None, "signing_secret": None}
     assert shown["sync"] == {
         "merchant_ids": [4],
         "calendar_interval_s": 300.0,

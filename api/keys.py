@@ -1,0 +1,13 @@
+"""The application keys under which the mirror's parts live."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mirror.config import Config
+from storage.writer import Writer
+
+CONFIG = web.AppKey("config", Config)
+ENGINE = web.AppKey("engine", AsyncEngine)
+WRITER = web.AppKey("writer", Writer)

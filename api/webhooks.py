@@ -1,0 +1,45 @@
+"""``POST``/``PUT /webhooks/booxi``: the receiver of Booxi's events.
+
+Authenticate (401, nothing stored), parse (400, nothing stored), then store the raw
+event in the inbox and apply it in the same transaction; the 200 goes out only once
+that transaction is committed. The answer says what the event did:
+``{"eventId": "...", "outcome": "applied" | "stale" | "duplicate" | "ignored"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from api.errors import ApiError
+from api.keys import CONFIG, WRITER
+from mirror.webhooks import (
+    MalformedEventError,
+    WebhookAuthError,
+    apply_events,
+    parse_event,
+    verify,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def receive(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        verified = verify(request.app[CONFIG].webhook, body, request.headers)
+    except WebhookAuthError as error:
+        log.warning("webhook.rejected", extra={"reason": str(error), "remote": request.remote})
+        raise ApiError(401, "webhook not authenticated") from None
+    try:
+        event = parse_event(body, request.headers, verified)
+    except MalformedEventError as error:
+        log.warning("webhook.malformed", extra={"reason": str(error)})
+        raise ApiError(400, f"malformed webhook event: {error}") from None
+    outcome = await request.app[WRITER].run_batched(apply_events, event)
+    log.info(
+        "webhook.received",
+        extra={"event_id": event.event_id, "event_type": event.event_type, "outcome": outcome},
+    )
+    return web.json_response({"eventId": event.event_id, "outcome": outcome})

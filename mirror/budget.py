@@ -1,0 +1,234 @@
+"""One shared rate budget per process, so all upstream traffic stays inside Booxi's fair use.
+
+Booxi allows 5 requests a second and 300 a minute per key; over that it answers 429, and
+an answer of 400 counts double. Every call the mirror makes (writes, first-demand fills,
+polls) first waits for ``RateBudget.acquire(priority)``, which admits it only when no
+rolling window would be exceeded, and hands out slots by priority, then arrival:
+
+- ``Priority.WRITE`` (0) before ``Priority.FILL`` (1) before ``Priority.POLL`` (2).
+  A write that arrives while polls queue goes next.
+- Windows are 1 s + ``margin_s`` and 60 s + ``margin_s`` long: requests sent that far
+  apart cannot look closer to Booxi unless the network delays them by more than the
+  margin.
+- ``charge()`` counts extra weight (a 400 answer), ``pause()`` / ``pause_until()`` stop
+  every grant until a deadline (after a 429 with ``Retry-After``).
+
+A fractional ``per_second`` is rounded down to whole requests per 1 s window (2.5 allows
+2); below 1 it becomes one request per ``1 / per_second`` seconds.
+
+Waiters sit in a heap of ``(priority, arrival, future)``; one timer, set for the moment
+the first of them may go, grants them. Nothing polls. A waiter cancelled while queued
+leaves the heap; one cancelled after its grant but before it ran gives its slot back.
+"""
+
+import asyncio
+import dataclasses
+import heapq
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import IntEnum
+
+log = logging.getLogger(__name__)
+
+MINUTE_S = 60.0
+
+
+class Priority(IntEnum):
+    """Who goes first when the budget is short: lower values are served first."""
+
+    WRITE = 0
+    FILL = 1
+    POLL = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetStats:
+    """A snapshot of what the budget has done since it was made (for metrics)."""
+
+    granted: int
+    wait_s: float
+    granted_by_priority: dict[str, int]
+    wait_s_by_priority: dict[str, float]
+    waited_by_priority: dict[str, int]  # grants that had to wait at all
+    charged: int  # extra weight recorded by charge()
+    pauses: int
+    queued: int  # waiters right now
+
+
+@dataclasses.dataclass(order=True)
+class _Waiter:
+    priority: int
+    seq: int
+    future: "asyncio.Future[None]" = dataclasses.field(compare=False)
+    granted_at: float | None = dataclasses.field(default=None, compare=False)
+
+
+class RateBudget:
+    """Admits requests within ``per_second`` and ``per_minute``, by priority then arrival."""
+
+    def __init__(
+        self,
+        per_second: float,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        margin_s: float = 0.05,
+    ) -> None:
+        if not per_second > 0 or math.isinf(per_second):
+            raise ValueError(f"per_second must be a positive number, got {per_second!r}")
+        if per_minute < 1:
+            raise ValueError(f"per_minute must be at least 1, got {per_minute!r}")
+        if margin_s < 0:
+            raise ValueError(f"margin_s must not be negative, got {margin_s!r}")
+        if per_second >= 1:
+            self._short_limit, short_window = math.floor(per_second), 1.0
+        else:
+            self._short_limit, short_window = 1, 1.0 / per_second
+        self._short_window = short_window + margin_s
+        self._long_limit = per_minute
+        self._long_window = MINUTE_S + margin_s
+        self._clock = clock
+        self._hits: deque[tuple[float, int]] = deque()  # (time, weight), oldest first
+        self._waiters: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._paused_until = -math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._granted = 0
+        self._wait_s = 0.0
+        self._granted_by: dict[Priority, int] = dict.fromkeys(Priority, 0)
+        self._waited_by: dict[Priority, int] = dict.fromkeys(Priority, 0)
+        self._wait_s_by: dict[Priority, float] = dict.fromkeys(Priority, 0.0)
+        self._charged = 0
+        self._pauses = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"RateBudget({self._short_limit} per {self._short_window:g}s, "
+            f"{self._long_limit} per {self._long_window:g}s, queued={len(self._waiters)})"
+        )
+
+    async def acquire(self, priority: Priority) -> float:
+        """Wait until one request may start now; the seconds waited.
+
+        Cancelling the caller while it waits removes it from the queue; a slot granted to
+        a caller cancelled before it could use it is returned.
+        """
+        priority = Priority(priority)
+        arrived = self._clock()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(priority, next(self._seq), future)
+        heapq.heappush(self._waiters, waiter)
+        self._dispatch()
+        if future.done():  # granted at once: nobody ahead, room in every window
+            return 0.0
+        try:
+            await future
+        except asyncio.CancelledError:
+            if waiter.granted_at is not None:
+                self._give_back(waiter)
+            self._dispatch()
+            raise
+        waited = max(0.0, self._clock() - arrived)
+        self._wait_s += waited
+        self._wait_s_by[priority] += waited
+        self._waited_by[priority] += 1
+        return waited
+
+    def charge(self, extra: int = 1) -> None:
+        """Count ``extra`` more requests now (Booxi counts a 400 answer twice)."""
+        if extra < 0:
+            raise ValueError(f"extra must not be negative, got {extra!r}")
+        if extra:
+            self._hits.append((self._clock(), extra))
+            self._charged += extra
+            self._dispatch()
+
+    def pause_until(self, deadline: float) -> None:
+        """Grant nothing before ``deadline`` (on this budget's clock); never shortens a pause."""
+        if deadline > self._paused_until:
+            self._paused_until = deadline
+            self._pauses += 1
+            log.info(
+                "booxi.budget.paused for %.2fs",
+                max(0.0, deadline - self._clock()),
+                extra={"pause_s": round(max(0.0, deadline - self._clock()), 3)},
+            )
+        self._dispatch()
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing for ``seconds`` from now (after a 429)."""
+        self.pause_until(self._clock() + max(0.0, seconds))
+
+    def delay(self) -> float:
+        """Seconds from now until one more request could start (0 if it could now)."""
+        return self._delay(self._clock())
+
+    @property
+    def stats(self) -> BudgetStats:
+        return BudgetStats(
+            granted=self._granted,
+            wait_s=self._wait_s,
+            granted_by_priority={p.name: n for p, n in self._granted_by.items()},
+            wait_s_by_priority={p.name: s for p, s in self._wait_s_by.items()},
+            waited_by_priority={p.name: n for p, n in self._waited_by.items()},
+            charged=self._charged,
+            pauses=self._pauses,
+            queued=sum(1 for w in self._waiters if not w.future.done()),
+        )
+
+    # ---- internals ---------------------------------------------------------------
+
+    def _delay(self, now: float) -> float:
+        """Seconds from ``now`` until a request fits both windows and any pause is over."""
+        while self._hits and self._hits[0][0] <= now - self._long_window:
+            self._hits.popleft()
+        wait = max(0.0, self._paused_until - now)
+        for window, limit in (
+            (self._short_window, self._short_limit),
+            (self._long_window, self._long_limit),
+        ):
+            inside = [(at, weight) for at, weight in self._hits if at > now - window]
+            used = sum(weight for _, weight in inside)
+            for at, weight in inside:  # drop the oldest until one more fits
+                if used < limit:
+                    break
+                used -= weight
+                wait = max(wait, at + window - now)
+        return wait
+
+    def _dispatch(self) -> None:
+        """Grant every waiter that may go now, in order; set the timer for the next one."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            head = self._waiters[0]
+            loop = head.future.get_loop()
+            if head.future.done() or loop.is_closed():  # cancelled, or its loop is gone
+                heapq.heappop(self._waiters)
+                continue
+            now = self._clock()
+            wait = self._delay(now)
+            if wait > 0:
+                self._timer = loop.call_later(wait, self._dispatch)
+                return
+            heapq.heappop(self._waiters)
+            self._hits.append((now, 1))
+            head.granted_at = now
+            self._granted += 1
+            self._granted_by[Priority(head.priority)] += 1
+            head.future.set_result(None)
+
+    def _give_back(self, waiter: _Waiter) -> None:
+        """Return the slot of a waiter cancelled after its grant, before it could use it."""
+        entry = (waiter.granted_at, 1)
+        for index in range(len(self._hits) - 1, -1, -1):
+            if self._hits[index] == entry:
+                del self._hits[index]
+                break
+        self._granted -= 1
+        self._granted_by[Priority(waiter.priority)] -= 1

@@ -1,0 +1,111 @@
+"""The running parts of a mirror, opened and closed together: what the CLI commands
+share. The database is migrated on opening; the writer drains before closing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mirror.budget import RateBudget
+from mirror.client import BooxiClient
+from mirror.config import Config
+from mirror.scheduler import Poller
+from mirror.sync import PassResult, run_pass
+from storage.engine import make_engine
+from storage.migrate import upgrade
+from storage.writer import Writer
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+@dataclasses.dataclass
+class Runtime:
+    config: Config
+    engine: AsyncEngine
+    writer: Writer
+    client: BooxiClient
+
+
+@contextlib.asynccontextmanager
+async def open_database(config: Config) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(config.storage.url)
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
+    """Database (migrated), writer and Booxi client; the partner key is required."""
+    config.require_partner_key()
+    async with open_database(config) as engine:
+        writer = Writer(engine)
+        await writer.start()
+        budget = RateBudget(config.booxi.requests_per_second, config.booxi.requests_per_minute)
+        client = BooxiClient.from_config(config.booxi, budget)
+        try:
+            yield Runtime(config, engine, writer, client)
+        finally:
+            await client.close()
+            await writer.close()
+
+
+async def sync_once(
+    config: Config,
+    *,
+    merchant_ids: Sequence[int] = (),
+    staff_ids: Sequence[int] = (),
+    on_staff: Callable[[int, int], None] | None = None,
+) -> PassResult:
+    async with open_runtime(config) as runtime:
+        return await run_pass(
+            runtime.client,
+            runtime.writer,
+            runtime.engine,
+            horizon_days=config.sync.horizon_days,
+            merchant_ids=merchant_ids or config.sync.merchant_ids,
+            staff_ids=staff_ids,
+            on_staff=on_staff,
+        )
+
+
+async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -> None:
+    """API, webhook receiver and poller in one process, until SIGTERM or SIGINT."""
+    from api.app import create_app
+
+    async with open_runtime(config) as runtime:
+        app = create_app(config, engine=runtime.engine, writer=runtime.writer)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
+        await runner.setup()
+        poller = Poller(runtime.client, runtime.writer, runtime.engine, config.sync)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            site = web.TCPSite(runner, config.api.host, config.api.port)
+            await site.start()
+            url = f"http://{config.api.host}:{config.api.port}"
+            log.info("serve.started", extra={"url": url})
+            if ready is not None:
+                ready(url)
+            poller.start()
+            await stop.wait()
+            log.info("serve.stopping")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            poller.shutdown()
+            await runner.cleanup()  # in-flight requests finish first
+        log.info("serve.stopped")

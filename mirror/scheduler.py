@@ -1,0 +1,140 @@
+"""The poll schedule of ``booxi-mirror serve`` (APScheduler): jobs only call ``poller.*``.
+
+- Reference data every ``reference_interval_s``, first at start; after each run the
+  staff jobs are brought in line with the staff Booxi lists.
+- One job per staff member every ``calendar_interval_s``, their first runs spread
+  evenly over one interval, so the budget is used steadily instead of in bursts.
+- A staff member whose polls fail is retried later and later (the interval doubled per
+  failure in a row, at most 4 intervals); the first success after failures wakes every
+  failing staff member, so the mirror catches up as soon as Booxi is back.
+- A booking that reconciliation finds moved to another staff member gets that staff
+  member polled at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mirror.booxi_errors import BooxiError
+from mirror.client import BooxiClient
+from mirror.config import SyncConfig
+from mirror.poller import Window, poll_staff_calendar, refresh_reference_data
+from mirror.sync import staff_in_scope
+from storage import sync_state
+from storage.times import utcnow
+from storage.writer import Writer
+
+log = logging.getLogger(__name__)
+
+REFERENCE_JOB = "reference"
+MAX_BACKOFF_INTERVALS = 4
+
+
+def backoff_s(failures: int, interval_s: float) -> float:
+    """How long after a failed attempt the next one waits."""
+    if failures <= 0:
+        return 0.0
+    return float(min(interval_s * 2 ** (failures - 1), interval_s * MAX_BACKOFF_INTERVALS))
+
+
+class Poller:
+    """Owns the scheduler and what its jobs need."""
+
+    def __init__(
+        self, client: BooxiClient, writer: Writer, engine: AsyncEngine, sync: SyncConfig
+    ) -> None:
+        self.client = client
+        self.writer = writer
+        self.engine = engine
+        self.sync = sync
+        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._merchants: dict[int, int | None] = {}
+        self._failing: set[int] = set()
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self.refresh_reference,
+            "interval",
+            seconds=self.sync.reference_interval_s,
+            id=REFERENCE_JOB,
+            next_run_time=utcnow(),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(self.sync.reference_interval_s),
+        )
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def refresh_reference(self) -> None:
+        try:
+            merchants = await refresh_reference_data(
+                self.client, self.writer, list(self.sync.merchant_ids)
+            )
+        except BooxiError:
+            merchants = list(self.sync.merchant_ids)  # keep polling what the mirror knows
+        staff = await staff_in_scope(self.engine, merchants, ())
+        self.schedule_staff(staff)
+
+    def schedule_staff(self, staff: Sequence[tuple[int, int | None]]) -> None:
+        """One job per staff member, spread over the interval; stale jobs removed."""
+        interval = self.sync.calendar_interval_s
+        wanted = dict(staff)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("staff:") and int(job.id[6:]) not in wanted:
+                job.remove()
+        new = [s for s in wanted if self.scheduler.get_job(sync_state.staff_scope(s)) is None]
+        now = utcnow()
+        for index, staff_id in enumerate(new):
+            self.scheduler.add_job(
+                self.poll_staff,
+                "interval",
+                seconds=interval,
+                args=[staff_id],
+                id=sync_state.staff_scope(staff_id),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(interval),
+                next_run_time=now + dt.timedelta(seconds=interval * index / max(len(new), 1)),
+            )
+        self._merchants = wanted
+        log.info("poll.schedule", extra={"staff": len(wanted), "added": len(new)})
+
+    async def poll_staff(self, staff_id: int) -> None:
+        async with self.engine.connect() as conn:
+            state = await sync_state.find_sync_state(conn, sync_state.staff_scope(staff_id))
+        if state is not None and state.consecutive_failures and state.last_attempt_at:
+            wait = backoff_s(state.consecutive_failures, self.sync.calendar_interval_s)
+            if utcnow() < state.last_attempt_at + dt.timedelta(seconds=wait) - dt.timedelta(
+                seconds=1
+            ):
+                log.debug("poll.staff.backoff", extra={"staff_id": staff_id, "wait_s": wait})
+                return
+        window = Window.around(utcnow(), self.sync.horizon_days)
+        result = await poll_staff_calendar(
+            self.client, self.writer, staff_id, window, merchant_id=self._merchants.get(staff_id)
+        )
+        if result.error:
+            self._failing.add(staff_id)
+            return
+        if self._failing:  # Booxi answers again: catch up everyone who failed
+            self.wake(sorted(self._failing - {staff_id}), reset_backoff=True)
+            self._failing.clear()
+        self.wake(sorted(result.moved_to))
+
+    def wake(self, staff_ids: Sequence[int], *, reset_backoff: bool = False) -> None:
+        """Run these staff members' polls now (spread over a few seconds)."""
+        now = utcnow()
+        for index, staff_id in enumerate(staff_ids):
+            job = self.scheduler.get_job(sync_state.staff_scope(staff_id))
+            if job is not None:
+                job.modify(next_run_time=now + dt.timedelta(seconds=0.2 * index))
+        if reset_backoff and staff_ids:
+            log.info("poll.catch_up", extra={"staff": len(staff_ids)})

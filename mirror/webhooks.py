@@ -1,0 +1,228 @@
+"""Booxi's webhook events: authenticate, parse, and apply them with the inbox.
+
+Choices where Booxi is silent (see booxi-api.md):
+
+- Authentication: with ``[webhook] secret`` the call must carry it, as
+  ``Authorization: Bearer <secret>`` or verbatim in ``secret_header``; with
+  ``signing_secret`` it must carry a valid Standard Webhooks signature
+  (``webhook-id``, ``webhook-timestamp`` within 5 minutes, ``webhook-signature``).
+  With both set, both are required; with neither, every call is refused (an open
+  receiver would let anyone rewrite the mirror).
+- The envelope is ``{"eventId", "eventType", "createdOn", "content"}``; ``eventContent``
+  is accepted for ``content``, and ``webhook-id`` stands for a missing ``eventId``.
+- ``appointment.*`` and ``reservation.*`` carry ``booking`` (and ``clientLinks``);
+  ``client.created``/``client.updated`` carry ``client``; ``client.deleted`` removes the
+  client and its links. Any other type is stored and acknowledged, and changes nothing.
+- Outcomes: ``applied``; ``stale`` (the mirror holds this booking at the same or a newer
+  ``modifiedOn``: recorded, nothing changed); ``duplicate`` (event id seen before:
+  acknowledged, not stored again); ``ignored`` (unknown type).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from mirror.config import WebhookConfig
+from storage import bookings, inbox, reference
+from storage.errors import MalformedError
+from storage.rows import Json, booking_row, client_link_row, client_row
+from storage.times import utcnow
+
+MAX_EVENT_ID = 200
+
+
+class WebhookAuthError(Exception):
+    """The call did not prove it comes from Booxi (answered 401, nothing stored)."""
+
+
+class MalformedEventError(ValueError):
+    """The body is not an event the mirror can read (answered 400, nothing stored)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookEvent:
+    event_id: str
+    event_type: str
+    created_on: str | None
+    content: Json
+    body: str
+    verified: str
+    booking: Json | None = None
+    booking_row: Json | None = None
+    client: Json | None = None
+    links: tuple[Json, ...] = ()
+
+
+def verify(config: WebhookConfig, body: bytes, headers: Mapping[str, str]) -> str:
+    """How the call proved itself (``secret``, ``signature`` or both); else WebhookAuthError."""
+    proofs = []
+    if config.secret is None and config.signing_secret is None:
+        raise WebhookAuthError("the webhook receiver has no secret configured")
+    if config.secret is not None:
+        expected = config.secret.get_secret_value()
+        if config.secret_header:
+            given = headers.get(config.secret_header, "")
+        else:
+            scheme, _, given = headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer":
+                given = ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise WebhookAuthError("missing or wrong webhook secret")
+        proofs.append("secret")
+    if config.signing_secret is not None:
+        try:
+            Webhook(config.signing_secret.get_secret_value()).verify(
+                body, dict(headers), json_parse=False
+            )
+        except (WebhookVerificationError, ValueError, UnicodeDecodeError) as error:
+            raise WebhookAuthError(f"webhook signature: {error}") from None
+        proofs.append("signature")
+    return "+".join(proofs)
+
+
+def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> WebhookEvent:
+    """Read one event, validating every field the mirror will index on."""
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MalformedEventError(f"body is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise MalformedEventError("body must be a JSON object")
+    event_id = data.get("eventId", headers.get("webhook-id"))
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID:
+        raise MalformedEventError("eventId must be a non-empty string of at most 200 characters")
+    event_type = data.get("eventType")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEventError("eventType must be a non-empty string")
+    created_on = data.get("createdOn")
+    content = data.get("content", data.get("eventContent"))
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise MalformedEventError("content must be a JSON object")
+    event = WebhookEvent(
+        event_id=event_id,
+        event_type=event_type,
+        created_on=created_on if isinstance(created_on, str) else None,
+        content=content,
+        body=text,
+        verified=verified,
+    )
+    family = event_type.split(".", 1)[0]
+    now = utcnow()
+    try:
+        if family in ("appointment", "reservation"):
+            booking = content.get("booking")
+            event = dataclasses.replace(
+                event, booking=booking, booking_row=booking_row(booking, "webhook", now)
+            )
+        elif family == "client" and event_type != "client.deleted":
+            event = dataclasses.replace(
+                event, client=client_row(content.get("client"), "webhook", now)
+            )
+        elif event_type == "client.deleted":
+            client = content.get("client")
+            if not isinstance(client, dict) or not isinstance(client.get("id"), int):
+                raise MalformedError("client.id must be an integer")
+            event = dataclasses.replace(event, client={"id": client["id"]})
+        links = content.get("clientLinks") or []
+        if family in ("appointment", "reservation", "client"):
+            if not isinstance(links, list):
+                raise MalformedError("clientLinks must be a list")
+            event = dataclasses.replace(
+                event, links=tuple(client_link_row(link, "webhook", now) for link in links)
+            )
+    except MalformedError as error:
+        raise MalformedEventError(str(error)) from None
+    return event
+
+
+async def apply_events(conn: AsyncConnection, events: Sequence[WebhookEvent]) -> list[str]:
+    """Apply events in one transaction (the writer's batch); their outcomes, in order."""
+    now = utcnow()
+    outcomes: list[str] = [""] * len(events)
+    stored = await inbox.existing_event_ids(conn, (e.event_id for e in events))
+    seen: set[str] = set()
+    fresh: list[int] = []
+    repeats: list[str] = []
+    for index, event in enumerate(events):
+        if event.event_id in stored or event.event_id in seen:
+            outcomes[index] = "duplicate"
+            repeats.append(event.event_id)
+        else:
+            seen.add(event.event_id)
+            fresh.append(index)
+    await inbox.count_duplicates(conn, [r for r in repeats if r in stored])
+
+    with_booking = [i for i in fresh if events[i].booking_row is not None]
+    rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
+    written = await bookings.upsert_bookings(conn, rows, strictly_newer=True)
+    newest: dict[str, int] = {}
+    for i in with_booking:
+        row = _row(events[i])
+        best = newest.get(row["booking_id"])
+        if best is None or row["modified_on"] > _row(events[best])["modified_on"]:
+            newest[row["booking_id"]] = i
+    applied = {i for booking_id, i in newest.items() if booking_id in written}
+    for i in with_booking:
+        outcomes[i] = "applied" if i in applied else "stale"
+    await bookings.replace_derived_events(
+        conn,
+        [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
+        source="webhook",
+        now=now,
+    )
+    await reference.upsert_links(
+        conn, [{**link, "synced_at": now} for i in fresh for link in events[i].links]
+    )
+    for i in fresh:
+        event = events[i]
+        if outcomes[i]:
+            continue
+        if event.event_type == "client.deleted" and event.client is not None:
+            await reference.delete_client(conn, event.client["id"])
+            outcomes[i] = "applied"
+        elif event.client is not None:
+            written_clients = await reference.upsert_clients(
+                conn, [{**event.client, "synced_at": now}]
+            )
+            outcomes[i] = "applied" if written_clients else "stale"
+        else:
+            outcomes[i] = "ignored"
+    await inbox.store_events(conn, [_inbox_row(events[i], outcomes[i], now) for i in fresh])
+    return outcomes
+
+
+def _row(event: WebhookEvent) -> Json:
+    assert event.booking_row is not None
+    return event.booking_row
+
+
+def _inbox_row(event: WebhookEvent, outcome: str, now: Any) -> Json:
+    booking_id = event.booking_row["booking_id"] if event.booking_row else None
+    client_id = (
+        event.client["id"]
+        if event.client
+        else (event.booking_row["client_id"] if event.booking_row else None)
+    )
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "received_at": now,
+        "created_on": event.created_on,
+        "booking_id": booking_id,
+        "client_id": client_id,
+        "verified": event.verified,
+        "outcome": outcome,
+        "detail": "",
+        "duplicates": 0,
+        "body": event.body,
+    }

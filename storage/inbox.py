@@ -1,0 +1,38 @@
+"""The webhook inbox: every authenticated call as received, with its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import insert_ignoring_conflicts
+from storage.models import InboxEvent
+from storage.rows import Json
+
+INBOX = InboxEvent.__table__  # type: ignore[attr-defined]
+
+
+async def existing_event_ids(conn: AsyncConnection, event_ids: Iterable[str]) -> set[str]:
+    ids = list(dict.fromkeys(event_ids))
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        result = await conn.execute(
+            select(INBOX.c.event_id).where(INBOX.c.event_id.in_(ids[start : start + 500]))
+        )
+        found.update(result.scalars())
+    return found
+
+
+async def count_duplicates(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
+    for event_id in event_ids:
+        await conn.execute(
+            update(INBOX)
+            .where(INBOX.c.event_id == event_id)
+            .values(duplicates=INBOX.c.duplicates + 1)
+        )
+
+
+async def store_events(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+    await insert_ignoring_conflicts(conn, INBOX, rows)

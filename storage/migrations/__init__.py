@@ -1,0 +1,1 @@
+"""Alembic migrations of the mirror's schema; applied by ``storage.migrate.upgrade``."""

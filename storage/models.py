@@ -1,0 +1,223 @@
+"""The tables: indexed columns that reads filter on, plus Booxi's JSON as it was sent.
+
+Every mirrored row keeps ``raw`` (the object's JSON text exactly as Booxi sent it, key
+order included, so it can be served back without re-encoding) and its provenance:
+``source`` (``poll``, ``webhook``, ``write`` or ``fill``) and ``synced_at``. Booxi's own
+instants (``starts_on``, ``modified_on``...) are stored as fixed-width UTC text
+(``storage.times.instant_key``) so that string order is time order everywhere; our own
+timestamps end in ``_at`` and are aware UTC datetimes. Client search columns hold
+lower-cased copies of personal data and are listed in ``CLIENT_PII_COLUMNS``.
+"""
+
+import datetime as dt
+
+from sqlalchemy import Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from storage.types import UtcDateTime
+
+SOURCES = ("poll", "webhook", "write", "fill")
+
+
+def _at(nullable: bool = False, index: bool = False) -> dt.datetime:
+    return Field(sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _id() -> int:
+    return Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+
+
+class Merchant(SQLModel, table=True):
+    __tablename__ = "merchant"
+
+    id: int = _id()
+    group_id: int | None = None
+    time_zone: str = ""
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class Staff(SQLModel, table=True):
+    __tablename__ = "staff"
+
+    id: int = _id()
+    merchant_id: int | None = Field(default=None, index=True)
+    status: str = ""
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class ServiceCategory(SQLModel, table=True):
+    __tablename__ = "service_category"
+
+    id: int = _id()
+    merchant_id: int | None = Field(default=None, index=True)
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class Service(SQLModel, table=True):
+    __tablename__ = "service"
+
+    id: int = _id()
+    merchant_id: int | None = Field(default=None, index=True)
+    category_id: int | None = None
+    booking_method: str = ""
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "client"
+    __table_args__ = (
+        Index("ix_client_merchant_email", "merchant_id", "email"),
+        Index("ix_client_merchant_name", "merchant_id", "last_name", "first_name"),
+    )
+
+    id: int = _id()
+    merchant_id: int | None = None
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone_home: str = ""
+    phone_mobile: str = ""
+    modified_on: str | None = None
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+CLIENT_PII_COLUMNS = ("first_name", "last_name", "email", "phone_home", "phone_mobile")
+
+
+class ModuleLink(SQLModel, table=True):
+    """A link from a Booxi object to an external system's id (``moduleId``/``externalId``)."""
+
+    __tablename__ = "module_link"
+    __table_args__ = (Index("ix_module_link_external", "module_id", "external_id"),)
+
+    entity: str = Field(primary_key=True)  # client, staff, service, merchant
+    entity_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    module_id: str = Field(primary_key=True)
+    external_id: str
+    modified_on: str | None = None
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class Booking(SQLModel, table=True):
+    __tablename__ = "booking"
+    __table_args__ = (
+        Index("ix_booking_staff_starts", "staff_id", "starts_on"),
+        Index("ix_booking_client_starts", "client_id", "starts_on"),
+        Index("ix_booking_merchant_starts", "merchant_id", "starts_on"),
+    )
+
+    booking_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    merchant_id: int
+    staff_id: int | None = None
+    client_id: int | None = None
+    method: str
+    status: str
+    starts_on: str
+    ends_on: str
+    modified_on: str
+    group_event_id: int | None = None
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class CalendarEvent(SQLModel, table=True):
+    """One calendar entry. ``provisional`` rows were derived from a booking seen in a
+    webhook or write before a poll brought Booxi's own event (and its id)."""
+
+    __tablename__ = "calendar_event"
+    __table_args__ = (Index("ix_calendar_event_staff_starts", "staff_id", "starts_on"),)
+
+    id: int = _id()
+    merchant_id: int | None = None
+    staff_id: int
+    starts_on: str
+    ends_on: str
+    type: str
+    booking_id: str | None = Field(default=None, index=True)
+    group_event_id: int | None = None
+    time_slot_id: int | None = None
+    provisional: bool = False
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class GroupEvent(SQLModel, table=True):
+    __tablename__ = "group_event"
+
+    id: int = _id()
+    merchant_id: int | None = None
+    staff_id: int | None = Field(default=None, index=True)
+    starts_on: str
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class TimeSlot(SQLModel, table=True):
+    __tablename__ = "time_slot"
+    __table_args__ = (Index("ix_time_slot_staff_starts", "staff_id", "starts_on"),)
+
+    id: int = _id()
+    merchant_id: int | None = None
+    staff_id: int
+    starts_on: str
+    ends_on: str
+    type: str = ""
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    source: str
+    synced_at: dt.datetime = _at()
+
+
+class SyncState(SQLModel, table=True):
+    """Freshness of one unit of sync work: a staff calendar (``staff:<id>``) or the
+    reference data (``reference``)."""
+
+    __tablename__ = "sync_state"
+
+    scope: str = Field(primary_key=True)
+    kind: str
+    merchant_id: int | None = None
+    staff_id: int | None = None
+    last_attempt_at: dt.datetime | None = _at(nullable=True)
+    last_success_at: dt.datetime | None = _at(nullable=True)
+    window_start: dt.datetime | None = _at(nullable=True)
+    window_end: dt.datetime | None = _at(nullable=True)
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    updated_at: dt.datetime = _at()
+
+
+class InboxEvent(SQLModel, table=True):
+    """A webhook call as received, kept with how it was verified and what it did."""
+
+    __tablename__ = "inbox_event"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
+    event_type: str
+    received_at: dt.datetime = _at(index=True)
+    created_on: str | None = None
+    booking_id: str | None = Field(default=None, index=True)
+    client_id: int | None = Field(default=None, index=True)
+    verified: str
+    outcome: str  # applied, stale, ignored, failed
+    detail: str = ""
+    duplicates: int = 0
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+TABLES = SQLModel.metadata

@@ -1,0 +1,95 @@
+"""Stores, staff, services, categories, clients and module links."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import upsert
+from storage.models import Client, Merchant, ModuleLink, Service, ServiceCategory, Staff
+from storage.rows import Json
+
+MERCHANT = Merchant.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+SERVICE = Service.__table__  # type: ignore[attr-defined]
+CATEGORY = ServiceCategory.__table__  # type: ignore[attr-defined]
+CLIENT = Client.__table__  # type: ignore[attr-defined]
+LINK = ModuleLink.__table__  # type: ignore[attr-defined]
+
+
+async def upsert_merchants(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+    await upsert(conn, MERCHANT, rows, ["id"])
+
+
+async def upsert_staff(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+    await upsert(conn, STAFF, rows, ["id"])
+
+
+async def upsert_services(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+    await upsert(conn, SERVICE, rows, ["id"])
+
+
+async def upsert_service_categories(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+    await upsert(conn, CATEGORY, rows, ["id"])
+
+
+async def remove_staff_not_listed(
+    conn: AsyncConnection, merchant_id: int, listed: set[int]
+) -> list[int]:
+    """Staff of a store that Booxi no longer lists: removed; their ids."""
+    result = await conn.execute(select(STAFF.c.id).where(STAFF.c.merchant_id == merchant_id))
+    gone = sorted(set(result.scalars()) - listed)
+    if gone:
+        await conn.execute(delete(STAFF).where(STAFF.c.id.in_(gone)))
+    return gone
+
+
+async def upsert_clients(conn: AsyncConnection, rows: Sequence[Json]) -> set[int]:
+    """Store clients unless the mirror holds a strictly newer version; the ids written."""
+    written = await upsert(
+        conn,
+        CLIENT,
+        rows,
+        ["id"],
+        only_if=lambda excluded: (
+            (CLIENT.c.modified_on.is_(None))
+            | (excluded.modified_on.is_(None))
+            | (CLIENT.c.modified_on <= excluded.modified_on)
+        ),
+        returning="id",
+    )
+    return set(written)
+
+
+async def delete_client(conn: AsyncConnection, client_id: int) -> None:
+    await conn.execute(delete(LINK).where(LINK.c.entity == "client", LINK.c.entity_id == client_id))
+    await conn.execute(delete(CLIENT).where(CLIENT.c.id == client_id))
+
+
+async def upsert_links(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+    """Store module links unless the mirror holds a strictly newer version."""
+    unique = {(r["entity"], r["entity_id"], r["module_id"]): r for r in rows}
+    await upsert(
+        conn,
+        LINK,
+        list(unique.values()),
+        ["entity", "entity_id", "module_id"],
+        only_if=lambda excluded: (
+            (LINK.c.modified_on.is_(None))
+            | (excluded.modified_on.is_(None))
+            | (LINK.c.modified_on <= excluded.modified_on)
+        ),
+    )
+
+
+async def staff_ids(
+    conn: AsyncConnection, merchant_ids: Sequence[int] = ()
+) -> list[tuple[int, int | None]]:
+    """(staff id, merchant id) of every mirrored staff member, optionally of some stores."""
+    query = select(STAFF.c.id, STAFF.c.merchant_id).order_by(STAFF.c.merchant_id, STAFF.c.id)
+    if merchant_ids:
+        query = query.where(STAFF.c.merchant_id.in_(list(merchant_ids)))
+    result = await conn.execute(query)
+    return [(row.id, row.merchant_id) for row in result]

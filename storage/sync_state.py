@@ -1,0 +1,99 @@
+"""Bookkeeping of sync work: one row per unit (``staff:<id>``, ``reference``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import upsert
+from storage.models import SyncState
+
+SYNC_STATE = SyncState.__table__  # type: ignore[attr-defined]
+MAX_ERROR = 500
+
+
+def staff_scope(staff_id: int) -> str:
+    return f"staff:{staff_id}"
+
+
+async def find_sync_state(conn: AsyncConnection, scope: str) -> SyncState | None:
+    row = (await conn.execute(select(SYNC_STATE).where(SYNC_STATE.c.scope == scope))).first()
+    return SyncState.model_validate(row._asdict()) if row is not None else None
+
+
+async def list_sync_states(conn: AsyncConnection) -> list[SyncState]:
+    result = await conn.execute(select(SYNC_STATE).order_by(SYNC_STATE.c.scope))
+    return [SyncState.model_validate(row._asdict()) for row in result]
+
+
+async def record_success(
+    conn: AsyncConnection,
+    scope: str,
+    *,
+    kind: str,
+    attempted_at: dt.datetime,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    merchant_id: int | None = None,
+    staff_id: int | None = None,
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    await upsert(
+        conn,
+        SYNC_STATE,
+        [
+            {
+                "scope": scope,
+                "kind": kind,
+                "merchant_id": merchant_id,
+                "staff_id": staff_id,
+                "last_attempt_at": attempted_at,
+                "last_success_at": attempted_at,
+                "window_start": window[0] if window else None,
+                "window_end": window[1] if window else None,
+                "last_error": None,
+                "consecutive_failures": 0,
+                "updated_at": now,
+            }
+        ],
+        ["scope"],
+    )
+
+
+async def record_failure(
+    conn: AsyncConnection,
+    scope: str,
+    *,
+    kind: str,
+    attempted_at: dt.datetime,
+    error: str,
+    merchant_id: int | None = None,
+    staff_id: int | None = None,
+) -> int:
+    """Note a failed attempt, keeping the last success; the failures in a row now."""
+    previous = await find_sync_state(conn, scope)
+    failures = (previous.consecutive_failures if previous else 0) + 1
+    await upsert(
+        conn,
+        SYNC_STATE,
+        [
+            {
+                "scope": scope,
+                "kind": kind,
+                "merchant_id": merchant_id
+                if merchant_id is not None
+                else (previous and previous.merchant_id),
+                "staff_id": staff_id if staff_id is not None else (previous and previous.staff_id),
+                "last_attempt_at": attempted_at,
+                "last_success_at": previous.last_success_at if previous else None,
+                "window_start": previous.window_start if previous else None,
+                "window_end": previous.window_end if previous else None,
+                "last_error": error[:MAX_ERROR],
+                "consecutive_failures": failures,
+                "updated_at": dt.datetime.now(dt.UTC),
+            }
+        ],
+        ["scope"],
+    )
+    return failures

@@ -1,0 +1,251 @@
+"""``db upgrade``, ``sync`` and ``serve`` as an operator runs them: real processes, a real
+SQLite file, the simulator on loopback; including being killed mid-work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, sample
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(tmp_path: Path, sim: Sim | None, *, port: int = 0, interval: int = 300) -> Path:
+    path = tmp_path / "config.toml"
+    base = sim.api if sim else "http://127.0.0.1:9/booking/v1"
+    path.write_text(
+        f'[booxi]\nbase_url = "{base}"\npartner_key = "{PARTNER_KEY}"\n'
+        f"requests_per_second = 200\nrequests_per_minute = 10000\ntimeout_s = 2\n"
+        f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "mirror.db"}"\n'
+        f"[sync]\nhorizon_days = 30\ncalendar_interval_s = {interval}\n"
+        f'[api]\nhost = "127.0.0.1"\nport = {port or 8080}\n'
+        f'[webhook]\nsecret = "{WEBHOOK_SECRET}"\n'
+    )
+    return path
+
+
+async def _run(*args: str, within_s: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mirror",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), within_s)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
+
+
+def _integrity(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+async def _start_serve(config: Path) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mirror",
+        "--config",
+        str(config),
+        "serve",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    assert b"serving on" in line, line
+    return process
+
+
+async def test_db_upgrade_creates_the_schema_once(tmp_path: Path) -> None:
+    config = _config(tmp_path, None)
+    for _ in range(2):
+        code, out, err = await _run("--config", str(config), "db", "upgrade")
+        assert code == 0, err
+        assert out.strip() == "database at revision 0001"
+    with sqlite3.connect(tmp_path / "mirror.db") as conn:
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    assert {
+        "booking",
+        "calendar_event",
+        "inbox_event",
+        "sync_state",
+        "client",
+        "module_link",
+        "alembic_version",
+    } <= tables
+
+
+async def test_sync_runs_one_pass_with_progress(sim: Sim, tmp_path: Path) -> None:
+    config = _config(tmp_path, sim)
+    code, out, err = await _run("--config", str(config), "sync")
+    assert code == 0, err
+    assert "synced 2 store(s), 6 of 6 staff calendar(s)" in out
+    assert "staff calendars" in err  # the progress bar
+    with sqlite3.connect(tmp_path / "mirror.db") as conn:
+        assert conn.execute("SELECT count(*) FROM booking").fetchone()[0] > 100
+    staff_id = next(iter(sim.world.staff))
+    code, out, err = await _run("--config", str(config), "sync", "--staff", str(staff_id))
+    assert code == 0, err
+    assert "1 of 1 staff calendar(s)" in out
+
+
+async def test_sync_reports_failures_and_exits_non_zero(sim: Sim, tmp_path: Path) -> None:
+    config = _config(tmp_path, sim)
+    assert (await _run("--config", str(config), "sync"))[0] == 0
+    await sim.control("POST", "/_sim/faults", {"outage": True})
+    code, out, err = await _run("--config", str(config), "sync")
+    assert code == 1
+    assert err.count("BooxiUnavailable") >= 6
+    assert "Traceback" not in err
+    assert PARTNER_KEY not in out + err
+
+
+async def test_sync_without_partner_key_is_one_error_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "m.db"}"\n')
+    code, out, err = await _run("--config", str(config), "sync")
+    assert code == 1
+    assert err.strip().splitlines() == [err.strip().splitlines()[0]]
+    assert "partner_key" in err and "Traceback" not in err
+
+
+async def test_serve_receives_webhooks_polls_and_stops_gracefully(sim: Sim, tmp_path: Path) -> None:
+    port = _free_port()
+    process = await _start_serve(_config(tmp_path, sim, port=port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            async with session.post(
+                f"{base}/webhooks/booxi",
+                json=sample("webhook-appointment-created.json"),
+                headers={"Authorization": f"Bearer {WEBHOOK_SECRET}"},
+            ) as r:
+                assert (await r.json())["outcome"] == "applied"
+        for _ in range(100):  # the poller's first staff polls come right after start
+            with sqlite3.connect(tmp_path / "mirror.db") as conn:
+                polled = conn.execute(
+                    "SELECT count(*) FROM sync_state WHERE kind = 'staff' "
+                    "AND last_success_at IS NOT NULL"
+                ).fetchone()[0]
+            if polled:
+                break
+            await asyncio.sleep(0.1)
+        assert polled
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert b"serve.stopped" in stderr
+    assert PARTNER_KEY.encode() not in stderr and WEBHOOK_SECRET.encode() not in stderr
+    assert _integrity(tmp_path / "mirror.db") == "ok"
+
+
+async def test_sigkill_during_a_webhook_burst_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    port = _free_port()
+    config = _config(tmp_path, None, port=port, interval=3600)
+    process = await _start_serve(config)
+    url = f"http://127.0.0.1:{port}/webhooks/booxi"
+    template = sample("webhook-appointment-created.json")
+    acknowledged: list[str] = []
+    busy = asyncio.Event()
+
+    async def send(session: aiohttp.ClientSession, index: int) -> None:
+        event = json.loads(json.dumps(template))
+        event["eventId"] = f"burst-{index}"
+        event["content"]["booking"]["bookingId"] = f"B{index:06d}"
+        try:
+            async with session.post(
+                url, json=event, headers={"Authorization": f"Bearer {WEBHOOK_SECRET}"}
+            ) as r:
+                if r.status == 200:
+                    acknowledged.append(event["eventId"])
+                    if len(acknowledged) >= 200:
+                        busy.set()
+        except aiohttp.ClientError:
+            pass  # the process died under this request: not acknowledged
+
+    async def kill_when_busy() -> None:
+        await busy.wait()
+        process.kill()
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+        killer = asyncio.create_task(kill_when_busy())
+        await asyncio.gather(*(send(session, i) for i in range(3000)))
+        await killer
+    await process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert 200 <= len(acknowledged) < 3000
+    db = tmp_path / "mirror.db"
+    assert _integrity(db) == "ok"
+    with sqlite3.connect(db) as conn:
+        stored = {row[0] for row in conn.execute("SELECT event_id FROM inbox_event")}
+        bookings = {row[0] for row in conn.execute("SELECT booking_id FROM booking")}
+    assert set(acknowledged) <= stored
+    assert {f"B{int(e.split('-')[1]):06d}" for e in acknowledged} <= bookings
+    restarted = await _start_serve(config)  # resumes on the same file
+    restarted.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(restarted.communicate(), 30)
+    assert restarted.returncode == 0
+
+
+async def test_sigkill_during_a_sync_pass_leaves_a_sound_database(make_sim, tmp_path: Path) -> None:
+    sim = await make_sim(stores=3, staff_per_store=5)
+    await sim.control("POST", "/_sim/faults", {"latency_ms": 40})
+    config = _config(tmp_path, sim)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mirror",
+        "--config",
+        str(config),
+        "sync",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
+    )
+    db = tmp_path / "mirror.db"
+    for _ in range(400):  # kill once some calendars are in and others are not
+        await asyncio.sleep(0.05)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    done = conn.execute("SELECT count(*) FROM sync_state WHERE kind='staff'")
+                    if done.fetchone()[0] >= 3:
+                        break
+            except sqlite3.OperationalError:
+                continue
+    process.kill()
+    await process.communicate()
+    assert _integrity(db) == "ok"
+    await sim.control("POST", "/_sim/faults", {"latency_ms": 0})
+    code, out, err = await _run("--config", str(config), "sync")
+    assert code == 0, err
+    assert "15 of 15 staff calendar(s)" in out
+    assert _integrity(db) == "ok"
