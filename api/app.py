@@ -15,6 +15,11 @@ from storage.writer import Writer
 MAX_BODY = 1024 * 1024
 
 
+async def livez(request: web.Request) -> web.Response:
+    """The process answers (no dependency checked): for liveness probes."""
+    return web.json_response({"status": "ok"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Alive, and the database answers."""
     async with request.app[ENGINE].connect() as conn:
@@ -29,5 +34,6 @@ def create_app(config: Config, *, engine: AsyncEngine, writer: Writer) -> web.Ap
     app[WRITER] = writer
     app.router.add_post("/webhooks/booxi", webhooks.receive)
     app.router.add_put("/webhooks/booxi", webhooks.receive)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", healthz)
     return app

@@ -17,9 +17,9 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from mirror.booxi_errors import BooxiError, BooxiNotFound
 from mirror.client import BooxiClient
@@ -94,19 +94,17 @@ async def refresh_reference_data(
         await writer.run(_failure(REFERENCE_SCOPE, "reference", attempted, _describe(error)))
         raise
 
-    async def save(conn: AsyncConnection) -> None:
+    def save(conn: Connection) -> None:
         now = utcnow()
         for merchant, staff, services, categories in listing:
-            await reference.upsert_merchants(conn, [merchant_row(merchant, "poll", now)])
-            await reference.upsert_staff(conn, [staff_row(s, "poll", now) for s in staff])
-            await reference.upsert_services(conn, [service_row(s, "poll", now) for s in services])
-            await reference.upsert_service_categories(
+            reference.upsert_merchants(conn, [merchant_row(merchant, "poll", now)])
+            reference.upsert_staff(conn, [staff_row(s, "poll", now) for s in staff])
+            reference.upsert_services(conn, [service_row(s, "poll", now) for s in services])
+            reference.upsert_service_categories(
                 conn, [service_category_row(c, "poll", now) for c in categories]
             )
-            await reference.remove_staff_not_listed(conn, merchant["id"], {s["id"] for s in staff})
-        await sync_state.record_success(
-            conn, REFERENCE_SCOPE, kind="reference", attempted_at=attempted
-        )
+            reference.remove_staff_not_listed(conn, merchant["id"], {s["id"] for s in staff})
+        sync_state.record_success(conn, REFERENCE_SCOPE, kind="reference", attempted_at=attempted)
 
     await writer.run(save)
     ids = [m["id"] for m, *_ in listing]
@@ -140,43 +138,43 @@ async def poll_staff_calendar(
 
     start_key, end_key = window.keys()
 
-    async def save(conn: AsyncConnection) -> list[str]:
+    def save(conn: Connection) -> list[str]:
         now = utcnow()
         booking_rows = [booking_row(b, "poll", now) for p in pages for b in p.get("bookings") or []]
-        written = await bookings.upsert_bookings(conn, booking_rows, strictly_newer=False)
+        written = bookings.upsert_bookings(conn, booking_rows, strictly_newer=False)
         newer_here = {row["booking_id"] for row in booking_rows} - written
         event_rows = [
             calendar_event_row(e, "poll", now) for p in pages for e in p.get("calendarEvents") or []
         ]
-        await bookings.upsert_calendar_events(
+        bookings.upsert_calendar_events(
             conn, [e for e in event_rows if e["booking_id"] not in newer_here]
         )
-        result.removed_events = await bookings.delete_events_not_returned(
+        result.removed_events = bookings.delete_events_not_returned(
             conn, staff_id, start_key, end_key, {e["id"] for e in event_rows}, attempted
         )
         slots = [time_slot_row(s, "poll", now) for p in pages for s in p.get("timeSlots") or []]
-        await bookings.upsert_time_slots(conn, slots)
-        await bookings.delete_time_slots_not_returned(
+        bookings.upsert_time_slots(conn, slots)
+        bookings.delete_time_slots_not_returned(
             conn, staff_id, start_key, end_key, {s["id"] for s in slots}, attempted
         )
-        await bookings.upsert_group_events(
+        bookings.upsert_group_events(
             conn,
             [group_event_row(g, "poll", now) for p in pages for g in p.get("groupEvents") or []],
         )
-        await reference.upsert_services(
+        reference.upsert_services(
             conn, [service_row(s, "poll", now) for p in pages for s in p.get("services") or []]
         )
         staff = [p["staff"] for p in pages if isinstance(p.get("staff"), dict)]
         if staff:
-            await reference.upsert_staff(conn, [staff_row(staff[-1], "poll", now)])
+            reference.upsert_staff(conn, [staff_row(staff[-1], "poll", now)])
         result.events, result.bookings = (
             len(event_rows),
             len({r["booking_id"] for r in booking_rows}),
         )
-        missing = await bookings.live_bookings_not_returned(
+        missing = bookings.live_bookings_not_returned(
             conn, staff_id, start_key, end_key, {r["booking_id"] for r in booking_rows}, attempted
         )
-        await sync_state.record_success(
+        sync_state.record_success(
             conn,
             sync_state.staff_scope(staff_id),
             kind="staff",
@@ -227,15 +225,15 @@ async def reconcile_booking(client: BooxiClient, writer: Writer, booking_id: str
         log.warning("poll.booking.unreadable", extra={"booking_id": booking_id})
         return None
 
-    async def save(conn: AsyncConnection) -> None:
+    def save(conn: Connection) -> None:
         now = utcnow()
-        written = await bookings.upsert_bookings(
+        written = bookings.upsert_bookings(
             conn, [booking_row(booking, "poll", now)], strictly_newer=False
         )
         if written:
-            await bookings.replace_derived_events(conn, [booking], source="poll", now=now)
+            bookings.replace_derived_events(conn, [booking], source="poll", now=now)
         groups = answer.get("groupEvents") or []
-        await bookings.upsert_group_events(conn, [group_event_row(g, "poll", now) for g in groups])
+        bookings.upsert_group_events(conn, [group_event_row(g, "poll", now) for g in groups])
 
     await writer.run(save)
     staff = booking.get("staffId")
@@ -272,9 +270,9 @@ def _failure(
     error: str,
     merchant_id: int | None = None,
     staff_id: int | None = None,
-) -> Callable[[AsyncConnection], Awaitable[int]]:
-    async def job(conn: AsyncConnection) -> int:
-        return await sync_state.record_failure(
+) -> Callable[[Connection], int]:
+    def job(conn: Connection) -> int:
+        return sync_state.record_failure(
             conn,
             scope,
             kind=kind,

@@ -109,7 +109,9 @@ class Poller:
 
     async def poll_staff(self, staff_id: int) -> None:
         async with self.engine.connect() as conn:
-            state = await sync_state.find_sync_state(conn, sync_state.staff_scope(staff_id))
+            state = await conn.run_sync(
+                sync_state.find_sync_state, sync_state.staff_scope(staff_id)
+            )
         if state is not None and state.consecutive_failures and state.last_attempt_at:
             wait = backoff_s(state.consecutive_failures, self.sync.calendar_interval_s)
             if utcnow() < state.last_attempt_at + dt.timedelta(seconds=wait) - dt.timedelta(

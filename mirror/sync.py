@@ -50,7 +50,7 @@ async def staff_in_scope(
     engine: AsyncEngine, merchant_ids: Sequence[int], staff_ids: Sequence[int]
 ) -> list[tuple[int, int | None]]:
     async with engine.connect() as conn:
-        staff = await reference.staff_ids(conn, merchant_ids)
+        staff = await conn.run_sync(reference.staff_ids, merchant_ids)
     if staff_ids:
         wanted = set(staff_ids)
         staff = [s for s in staff if s[0] in wanted]

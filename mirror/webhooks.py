@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mirror.config import WebhookConfig
@@ -145,11 +145,11 @@ def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> Webho
     return event
 
 
-async def apply_events(conn: AsyncConnection, events: Sequence[WebhookEvent]) -> list[str]:
+def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
     """Apply events in one transaction (the writer's batch); their outcomes, in order."""
     now = utcnow()
     outcomes: list[str] = [""] * len(events)
-    stored = await inbox.existing_event_ids(conn, (e.event_id for e in events))
+    stored = inbox.existing_event_ids(conn, (e.event_id for e in events))
     seen: set[str] = set()
     fresh: list[int] = []
     repeats: list[str] = []
@@ -160,11 +160,11 @@ async def apply_events(conn: AsyncConnection, events: Sequence[WebhookEvent]) ->
         else:
             seen.add(event.event_id)
             fresh.append(index)
-    await inbox.count_duplicates(conn, [r for r in repeats if r in stored])
+    inbox.count_duplicates(conn, [r for r in repeats if r in stored])
 
     with_booking = [i for i in fresh if events[i].booking_row is not None]
     rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
-    written = await bookings.upsert_bookings(conn, rows, strictly_newer=True)
+    written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
     newest: dict[str, int] = {}
     for i in with_booking:
         row = _row(events[i])
@@ -174,13 +174,13 @@ async def apply_events(conn: AsyncConnection, events: Sequence[WebhookEvent]) ->
     applied = {i for booking_id, i in newest.items() if booking_id in written}
     for i in with_booking:
         outcomes[i] = "applied" if i in applied else "stale"
-    await bookings.replace_derived_events(
+    bookings.replace_derived_events(
         conn,
         [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
         source="webhook",
         now=now,
     )
-    await reference.upsert_links(
+    reference.upsert_links(
         conn, [{**link, "synced_at": now} for i in fresh for link in events[i].links]
     )
     for i in fresh:
@@ -188,16 +188,14 @@ async def apply_events(conn: AsyncConnection, events: Sequence[WebhookEvent]) ->
         if outcomes[i]:
             continue
         if event.event_type == "client.deleted" and event.client is not None:
-            await reference.delete_client(conn, event.client["id"])
+            reference.delete_client(conn, event.client["id"])
             outcomes[i] = "applied"
         elif event.client is not None:
-            written_clients = await reference.upsert_clients(
-                conn, [{**event.client, "synced_at": now}]
-            )
+            written_clients = reference.upsert_clients(conn, [{**event.client, "synced_at": now}])
             outcomes[i] = "applied" if written_clients else "stale"
         else:
             outcomes[i] = "ignored"
-    await inbox.store_events(conn, [_inbox_row(events[i], outcomes[i], now) for i in fresh])
+    inbox.store_events(conn, [_inbox_row(events[i], outcomes[i], now) for i in fresh])
     return outcomes
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
 from storage.models import Booking, CalendarEvent, GroupEvent, TimeSlot
@@ -24,12 +24,12 @@ GROUP_EVENT = GroupEvent.__table__  # type: ignore[attr-defined]
 TIME_SLOT = TimeSlot.__table__  # type: ignore[attr-defined]
 
 
-async def stored_versions(conn: AsyncConnection, booking_ids: Iterable[str]) -> dict[str, str]:
+def stored_versions(conn: Connection, booking_ids: Iterable[str]) -> dict[str, str]:
     """``modified_on`` of the bookings the mirror holds among ``booking_ids``."""
     ids = list(dict.fromkeys(booking_ids))
     found: dict[str, str] = {}
     for start in range(0, len(ids), 500):
-        result = await conn.execute(
+        result = conn.execute(
             select(BOOKING.c.booking_id, BOOKING.c.modified_on).where(
                 BOOKING.c.booking_id.in_(ids[start : start + 500])
             )
@@ -38,9 +38,7 @@ async def stored_versions(conn: AsyncConnection, booking_ids: Iterable[str]) -> 
     return found
 
 
-async def upsert_bookings(
-    conn: AsyncConnection, rows: Sequence[Json], *, strictly_newer: bool
-) -> set[str]:
+def upsert_bookings(conn: Connection, rows: Sequence[Json], *, strictly_newer: bool) -> set[str]:
     """Store booking rows unless the mirror holds a newer version; the ids written."""
 
     def condition(excluded: Any) -> Any:
@@ -53,7 +51,7 @@ async def upsert_bookings(
         kept = latest.get(row["booking_id"])
         if kept is None or row["modified_on"] >= kept["modified_on"]:
             latest[row["booking_id"]] = row
-    written = await upsert(
+    written = upsert(
         conn,
         BOOKING,
         list(latest.values()),
@@ -64,15 +62,15 @@ async def upsert_bookings(
     return set(written)
 
 
-async def replace_derived_events(
-    conn: AsyncConnection, bookings: Sequence[Json], *, source: str, now: dt.datetime
+def replace_derived_events(
+    conn: Connection, bookings: Sequence[Json], *, source: str, now: dt.datetime
 ) -> None:
     """Rebuild the calendar events of bookings seen outside a poll, keeping known ids."""
     if not bookings:
         return
     ids = [b["bookingId"] for b in bookings]
     known: dict[str, list[int]] = {booking_id: [] for booking_id in ids}
-    result = await conn.execute(
+    result = conn.execute(
         select(EVENT.c.id, EVENT.c.booking_id)
         .where(EVENT.c.booking_id.in_(ids))
         .where(EVENT.c.id > 0)
@@ -80,22 +78,22 @@ async def replace_derived_events(
     )
     for found in result:
         known[found.booking_id].append(found.id)
-    await conn.execute(delete(EVENT).where(EVENT.c.booking_id.in_(ids)))
+    conn.execute(delete(EVENT).where(EVENT.c.booking_id.in_(ids)))
     rows = []
     for booking in bookings:
         for event in derived_calendar_events(booking, known[booking["bookingId"]]):
             row = calendar_event_row(event, source, now)
             row["provisional"] = True
             rows.append(row)
-    await upsert(conn, EVENT, rows, ["id"])
+    upsert(conn, EVENT, rows, ["id"])
 
 
-async def upsert_calendar_events(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, EVENT, rows, ["id"])
+def upsert_calendar_events(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, EVENT, rows, ["id"])
 
 
-async def delete_events_not_returned(
-    conn: AsyncConnection,
+def delete_events_not_returned(
+    conn: Connection,
     staff_id: int,
     start: str,
     end: str,
@@ -104,7 +102,7 @@ async def delete_events_not_returned(
 ) -> int:
     """Drop this staff member's events in ``[start, end]`` that a poll no longer returned
     (unless written after the poll began: a webhook is newer than the poll)."""
-    result = await conn.execute(
+    result = conn.execute(
         select(EVENT.c.id).where(
             EVENT.c.staff_id == staff_id,
             EVENT.c.starts_on <= end,
@@ -114,14 +112,12 @@ async def delete_events_not_returned(
     )
     gone = [event_id for event_id in result.scalars() if event_id not in keep]
     for start_index in range(0, len(gone), 500):
-        await conn.execute(
-            delete(EVENT).where(EVENT.c.id.in_(gone[start_index : start_index + 500]))
-        )
+        conn.execute(delete(EVENT).where(EVENT.c.id.in_(gone[start_index : start_index + 500])))
     return len(gone)
 
 
-async def live_bookings_not_returned(
-    conn: AsyncConnection,
+def live_bookings_not_returned(
+    conn: Connection,
     staff_id: int,
     start: str,
     end: str,
@@ -129,7 +125,7 @@ async def live_bookings_not_returned(
     synced_before: dt.datetime,
 ) -> list[str]:
     """Live bookings the mirror places in this window that a poll did not return."""
-    result = await conn.execute(
+    result = conn.execute(
         select(BOOKING.c.booking_id).where(
             BOOKING.c.staff_id == staff_id,
             BOOKING.c.status != "Cancelled",
@@ -141,28 +137,28 @@ async def live_bookings_not_returned(
     return sorted(set(result.scalars()) - returned)
 
 
-async def delete_booking(conn: AsyncConnection, booking_id: str) -> None:
-    await conn.execute(delete(EVENT).where(EVENT.c.booking_id == booking_id))
-    await conn.execute(delete(BOOKING).where(BOOKING.c.booking_id == booking_id))
+def delete_booking(conn: Connection, booking_id: str) -> None:
+    conn.execute(delete(EVENT).where(EVENT.c.booking_id == booking_id))
+    conn.execute(delete(BOOKING).where(BOOKING.c.booking_id == booking_id))
 
 
-async def upsert_group_events(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, GROUP_EVENT, rows, ["id"])
+def upsert_group_events(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, GROUP_EVENT, rows, ["id"])
 
 
-async def upsert_time_slots(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, TIME_SLOT, rows, ["id"])
+def upsert_time_slots(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, TIME_SLOT, rows, ["id"])
 
 
-async def delete_time_slots_not_returned(
-    conn: AsyncConnection,
+def delete_time_slots_not_returned(
+    conn: Connection,
     staff_id: int,
     start: str,
     end: str,
     keep: set[int],
     synced_before: dt.datetime,
 ) -> None:
-    await conn.execute(
+    conn.execute(
         delete(TIME_SLOT).where(
             and_(
                 TIME_SLOT.c.staff_id == staff_id,
@@ -175,11 +171,11 @@ async def delete_time_slots_not_returned(
     )
 
 
-async def booking_staff(conn: AsyncConnection, booking_ids: Iterable[str]) -> dict[str, int | None]:
+def booking_staff(conn: Connection, booking_ids: Iterable[str]) -> dict[str, int | None]:
     ids = list(booking_ids)
     if not ids:
         return {}
-    result = await conn.execute(
+    result = conn.execute(
         select(BOOKING.c.booking_id, BOOKING.c.staff_id).where(BOOKING.c.booking_id.in_(ids))
     )
     return {row.booking_id: row.staff_id for row in result}

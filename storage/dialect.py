@@ -11,13 +11,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-# rows per statement: SQLite allows 32,766 bound parameters, a row has up to ~15
-CHUNK = 1000
+from sqlalchemy.engine import Connection
 
 
-def insert(conn: AsyncConnection, table: Table) -> Any:
+def insert(conn: Connection, table: Table) -> Any:
     """An ``INSERT`` for ``table`` that supports ``on_conflict_*`` on this connection."""
     name = conn.dialect.name
     if name == "sqlite":
@@ -27,8 +24,8 @@ def insert(conn: AsyncConnection, table: Table) -> Any:
     raise NotImplementedError(f"database {name!r} is not supported (use SQLite or PostgreSQL)")
 
 
-async def upsert(
-    conn: AsyncConnection,
+def upsert(
+    conn: Connection,
     table: Table,
     rows: Sequence[dict[str, Any]],
     keys: Sequence[str],
@@ -38,30 +35,30 @@ async def upsert(
 ) -> list[Any]:
     """Insert ``rows`` or update them on a key conflict; with ``only_if(excluded)`` an
     existing row is updated only where the condition holds. With ``returning``, the
-    value of that column for every row inserted or updated."""
+    value of that column for every row inserted or updated.
+
+    One statement, compiled once and cached, executed for all rows (``executemany``):
+    building a multi-row ``VALUES`` per call would recompile it every time.
+    """
     if not rows:
         return []
-    written: list[Any] = []
+    statement = insert(conn, table)
+    excluded = statement.excluded
     columns = [c for c in rows[0] if c not in keys]
-    for start in range(0, len(rows), CHUNK):
-        statement = insert(conn, table).values(list(rows[start : start + CHUNK]))
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: excluded[name] for name in columns},
-            where=only_if(excluded) if only_if is not None else None,
-        )
-        if returning is None:
-            await conn.execute(statement)
-        else:
-            result = await conn.execute(statement.returning(table.c[returning]))
-            written.extend(result.scalars())
-    return written
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: excluded[name] for name in columns},
+        where=only_if(excluded) if only_if is not None else None,
+    )
+    if returning is None:
+        conn.execute(statement, list(rows))
+        return []
+    result = conn.execute(statement.returning(table.c[returning]), list(rows))
+    return list(result.scalars())
 
 
-async def insert_ignoring_conflicts(
-    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
+def insert_ignoring_conflicts(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
 ) -> None:
-    for start in range(0, len(rows), CHUNK):
-        statement = insert(conn, table).values(list(rows[start : start + CHUNK]))
-        await conn.execute(statement.on_conflict_do_nothing())
+    if rows:
+        conn.execute(insert(conn, table).on_conflict_do_nothing(), list(rows))

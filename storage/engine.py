@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_PRAGMAS = (
@@ -28,12 +28,26 @@ SQLITE_PRAGMAS = (
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _setup_sqlite(engine)
+        _setup_sqlite(engine.sync_engine)
     return engine
 
 
-def _setup_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+def make_sqlite_writer_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine (stdlib ``sqlite3``) on the same file, for the writer's thread:
+    a whole transaction then costs one hand-off between threads instead of several per
+    statement. Its pool holds one connection, used by one thread at a time."""
+    url = make_url(str(engine.url.render_as_string(hide_password=False)))
+    sync = create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+    _setup_sqlite(sync)
+    return sync
+
+
+def _setup_sqlite(sync_engine: Engine) -> None:
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from storage.dialect import insert_ignoring_conflicts
 from storage.models import InboxEvent
@@ -14,25 +14,25 @@ from storage.rows import Json
 INBOX = InboxEvent.__table__  # type: ignore[attr-defined]
 
 
-async def existing_event_ids(conn: AsyncConnection, event_ids: Iterable[str]) -> set[str]:
+def existing_event_ids(conn: Connection, event_ids: Iterable[str]) -> set[str]:
     ids = list(dict.fromkeys(event_ids))
     found: set[str] = set()
     for start in range(0, len(ids), 500):
-        result = await conn.execute(
+        result = conn.execute(
             select(INBOX.c.event_id).where(INBOX.c.event_id.in_(ids[start : start + 500]))
         )
         found.update(result.scalars())
     return found
 
 
-async def count_duplicates(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
+def count_duplicates(conn: Connection, event_ids: Sequence[str]) -> None:
     for event_id in event_ids:
-        await conn.execute(
+        conn.execute(
             update(INBOX)
             .where(INBOX.c.event_id == event_id)
             .values(duplicates=INBOX.c.duplicates + 1)
         )
 
 
-async def store_events(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await insert_ignoring_conflicts(conn, INBOX, rows)
+def store_events(conn: Connection, rows: Sequence[Json]) -> None:
+    insert_ignoring_conflicts(conn, INBOX, rows)

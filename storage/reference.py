@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
 from storage.models import Client, Merchant, ModuleLink, Service, ServiceCategory, Staff
@@ -19,36 +19,34 @@ CLIENT = Client.__table__  # type: ignore[attr-defined]
 LINK = ModuleLink.__table__  # type: ignore[attr-defined]
 
 
-async def upsert_merchants(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, MERCHANT, rows, ["id"])
+def upsert_merchants(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, MERCHANT, rows, ["id"])
 
 
-async def upsert_staff(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, STAFF, rows, ["id"])
+def upsert_staff(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, STAFF, rows, ["id"])
 
 
-async def upsert_services(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, SERVICE, rows, ["id"])
+def upsert_services(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, SERVICE, rows, ["id"])
 
 
-async def upsert_service_categories(conn: AsyncConnection, rows: Sequence[Json]) -> None:
-    await upsert(conn, CATEGORY, rows, ["id"])
+def upsert_service_categories(conn: Connection, rows: Sequence[Json]) -> None:
+    upsert(conn, CATEGORY, rows, ["id"])
 
 
-async def remove_staff_not_listed(
-    conn: AsyncConnection, merchant_id: int, listed: set[int]
-) -> list[int]:
+def remove_staff_not_listed(conn: Connection, merchant_id: int, listed: set[int]) -> list[int]:
     """Staff of a store that Booxi no longer lists: removed; their ids."""
-    result = await conn.execute(select(STAFF.c.id).where(STAFF.c.merchant_id == merchant_id))
+    result = conn.execute(select(STAFF.c.id).where(STAFF.c.merchant_id == merchant_id))
     gone = sorted(set(result.scalars()) - listed)
     if gone:
-        await conn.execute(delete(STAFF).where(STAFF.c.id.in_(gone)))
+        conn.execute(delete(STAFF).where(STAFF.c.id.in_(gone)))
     return gone
 
 
-async def upsert_clients(conn: AsyncConnection, rows: Sequence[Json]) -> set[int]:
+def upsert_clients(conn: Connection, rows: Sequence[Json]) -> set[int]:
     """Store clients unless the mirror holds a strictly newer version; the ids written."""
-    written = await upsert(
+    written = upsert(
         conn,
         CLIENT,
         rows,
@@ -63,15 +61,15 @@ async def upsert_clients(conn: AsyncConnection, rows: Sequence[Json]) -> set[int
     return set(written)
 
 
-async def delete_client(conn: AsyncConnection, client_id: int) -> None:
-    await conn.execute(delete(LINK).where(LINK.c.entity == "client", LINK.c.entity_id == client_id))
-    await conn.execute(delete(CLIENT).where(CLIENT.c.id == client_id))
+def delete_client(conn: Connection, client_id: int) -> None:
+    conn.execute(delete(LINK).where(LINK.c.entity == "client", LINK.c.entity_id == client_id))
+    conn.execute(delete(CLIENT).where(CLIENT.c.id == client_id))
 
 
-async def upsert_links(conn: AsyncConnection, rows: Sequence[Json]) -> None:
+def upsert_links(conn: Connection, rows: Sequence[Json]) -> None:
     """Store module links unless the mirror holds a strictly newer version."""
     unique = {(r["entity"], r["entity_id"], r["module_id"]): r for r in rows}
-    await upsert(
+    upsert(
         conn,
         LINK,
         list(unique.values()),
@@ -84,12 +82,10 @@ async def upsert_links(conn: AsyncConnection, rows: Sequence[Json]) -> None:
     )
 
 
-async def staff_ids(
-    conn: AsyncConnection, merchant_ids: Sequence[int] = ()
-) -> list[tuple[int, int | None]]:
+def staff_ids(conn: Connection, merchant_ids: Sequence[int] = ()) -> list[tuple[int, int | None]]:
     """(staff id, merchant id) of every mirrored staff member, optionally of some stores."""
     query = select(STAFF.c.id, STAFF.c.merchant_id).order_by(STAFF.c.merchant_id, STAFF.c.id)
     if merchant_ids:
         query = query.where(STAFF.c.merchant_id.in_(list(merchant_ids)))
-    result = await conn.execute(query)
+    result = conn.execute(query)
     return [(row.id, row.merchant_id) for row in result]

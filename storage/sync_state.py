@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
 from storage.models import SyncState
@@ -18,18 +18,18 @@ def staff_scope(staff_id: int) -> str:
     return f"staff:{staff_id}"
 
 
-async def find_sync_state(conn: AsyncConnection, scope: str) -> SyncState | None:
-    row = (await conn.execute(select(SYNC_STATE).where(SYNC_STATE.c.scope == scope))).first()
+def find_sync_state(conn: Connection, scope: str) -> SyncState | None:
+    row = (conn.execute(select(SYNC_STATE).where(SYNC_STATE.c.scope == scope))).first()
     return SyncState.model_validate(row._asdict()) if row is not None else None
 
 
-async def list_sync_states(conn: AsyncConnection) -> list[SyncState]:
-    result = await conn.execute(select(SYNC_STATE).order_by(SYNC_STATE.c.scope))
+def list_sync_states(conn: Connection) -> list[SyncState]:
+    result = conn.execute(select(SYNC_STATE).order_by(SYNC_STATE.c.scope))
     return [SyncState.model_validate(row._asdict()) for row in result]
 
 
-async def record_success(
-    conn: AsyncConnection,
+def record_success(
+    conn: Connection,
     scope: str,
     *,
     kind: str,
@@ -39,7 +39,7 @@ async def record_success(
     staff_id: int | None = None,
 ) -> None:
     now = dt.datetime.now(dt.UTC)
-    await upsert(
+    upsert(
         conn,
         SYNC_STATE,
         [
@@ -61,8 +61,8 @@ async def record_success(
     )
 
 
-async def record_failure(
-    conn: AsyncConnection,
+def record_failure(
+    conn: Connection,
     scope: str,
     *,
     kind: str,
@@ -72,9 +72,9 @@ async def record_failure(
     staff_id: int | None = None,
 ) -> int:
     """Note a failed attempt, keeping the last success; the failures in a row now."""
-    previous = await find_sync_state(conn, scope)
+    previous = find_sync_state(conn, scope)
     failures = (previous.consecutive_failures if previous else 0) + 1
-    await upsert(
+    upsert(
         conn,
         SYNC_STATE,
         [

@@ -1,30 +1,41 @@
 """The single writer: every write of the process goes through one queue.
 
-Jobs run in short transactions opened with ``BEGIN IMMEDIATE`` on SQLite. Whatever is
-queued when a transaction starts goes into it (group commit): under load, many
-webhook events share one commit, yet each caller resumes only after the commit that
-made its job durable. Each job runs in a savepoint, so one failing job is rolled back
-alone and its caller gets the exception. Jobs submitted with the same ``batch``
-function are applied together in one call (set-based SQL), falling back to one call
-per item when the batch fails.
+Jobs are plain (synchronous) functions of a SQLAlchemy ``Connection``, run in short
+transactions opened with ``BEGIN IMMEDIATE`` on SQLite. Whatever is queued when a
+transaction starts goes into it (group commit): under load many webhook events share
+one commit, yet each caller resumes only once the commit that made its job durable is
+done. Jobs submitted with the same ``batch`` function are applied in one call
+(set-based SQL). If anything fails, the transaction is rolled back and every job is
+run again alone in a savepoint, so one bad job fails alone and its caller gets the
+exception.
+
+On SQLite the whole transaction runs in the writer's own thread on a stdlib
+``sqlite3`` connection (one hand-off per transaction: SQLAlchemy's async path over
+aiosqlite costs several per statement); on other databases it runs through
+``AsyncConnection.run_sync``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.engine import make_sqlite_writer_engine
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Job = Callable[[AsyncConnection], Awaitable[T]]
-Batch = Callable[[AsyncConnection, Sequence[Any]], Awaitable[Sequence[Any]]]
+Job = Callable[[Connection], T]
+Batch = Callable[[Connection, Sequence[Any]], Sequence[Any]]
 
 
 @dataclass
@@ -45,22 +56,31 @@ class Writer:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 500) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Entry] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Entry | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._sync: Engine | None = None
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self.commits = 0
         self.jobs = 0
 
     async def start(self) -> None:
+        if self._engine.dialect.name == "sqlite":
+            self._sync = make_sqlite_writer_engine(self._engine)
+            self._thread = concurrent.futures.ThreadPoolExecutor(1, "storage-writer")
         self._task = asyncio.create_task(self._loop(), name="storage-writer")
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""
-        self._closed = True
-        if self._task is not None:
-            self._queue.put_nowait(_Entry(job=None, batch=None, item=None))
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            self._queue.put_nowait(None)
+            await task
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
 
     async def __aenter__(self) -> Writer:
         await self.start()
@@ -79,31 +99,36 @@ class Writer:
         return await self._submit(_Entry(job=None, batch=batch, item=item))
 
     async def _submit(self, entry: _Entry) -> Any:
-        if self._closed or self._task is None:
+        if self._task is None:
             raise WriterClosedError("the storage writer is not running")
         self._queue.put_nowait(entry)
         return await asyncio.shield(entry.future)
 
     async def _loop(self) -> None:
-        stop = False
-        while not stop:
-            entries = [await self._queue.get()]
+        while True:
+            first = await self._queue.get()
+            entries = [] if first is None else [first]
+            stop = first is None
             while len(entries) < self._max_batch and not self._queue.empty():
-                entries.append(self._queue.get_nowait())
-            stop = any(e.job is None and e.batch is None for e in entries)
-            work = [e for e in entries if e.job is not None or e.batch is not None]
-            if work:
-                await self._commit(work)
+                entry = self._queue.get_nowait()
+                if entry is None:
+                    stop = True
+                else:
+                    entries.append(entry)
+            if entries:
+                await self._commit(entries)
+            if stop:
+                return
 
     async def _commit(self, entries: list[_Entry]) -> None:
         started = time.perf_counter()
-        results: list[tuple[_Entry, bool, Any]] = []
         try:
-            async with self._engine.connect() as conn:
-                conn = await conn.execution_options(begin="BEGIN IMMEDIATE")
-                async with conn.begin():
-                    for group in _groups(entries):
-                        results.extend(await self._apply(conn, group))
+            if self._sync is not None:
+                loop = asyncio.get_running_loop()
+                results = await loop.run_in_executor(self._thread, self._transaction, entries)
+            else:
+                async with self._engine.connect() as conn:
+                    results = await conn.run_sync(self._in_transaction, entries)
         except Exception as error:  # the commit itself failed: nobody's job is durable
             log.exception("storage.commit_failed", extra={"jobs": len(entries)})
             for entry in entries:
@@ -112,7 +137,7 @@ class Writer:
             return
         self.commits += 1
         self.jobs += len(entries)
-        for entry, ok, value in results:
+        for entry, (ok, value) in zip(entries, results, strict=True):
             if entry.future.done():
                 continue
             if ok:
@@ -127,38 +152,48 @@ class Writer:
             },
         )
 
-    async def _apply(
-        self, conn: AsyncConnection, group: list[_Entry]
-    ) -> list[tuple[_Entry, bool, Any]]:
-        batch = group[0].batch
-        if batch is not None and len(group) > 1:
-            try:
-                async with conn.begin_nested():
-                    values = await batch(conn, [entry.item for entry in group])
-                return [(entry, True, value) for entry, value in zip(group, values, strict=True)]
-            except Exception:  # retried one by one below, to isolate the culprit
-                log.warning("storage.batch_failed", extra={"items": len(group)}, exc_info=True)
-        done = []
-        for entry in group:
-            try:
-                async with conn.begin_nested():
-                    if entry.batch is not None:
-                        value = (await entry.batch(conn, [entry.item]))[0]
-                    else:
-                        assert entry.job is not None
-                        value = await entry.job(conn)
-                done.append((entry, True, value))
-            except Exception as error:  # handed to the caller
-                done.append((entry, False, error))
-        return done
+    def _transaction(self, entries: list[_Entry]) -> list[tuple[bool, Any]]:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            return self._in_transaction(conn, entries)
+
+    def _in_transaction(self, conn: Connection, entries: list[_Entry]) -> list[tuple[bool, Any]]:
+        conn = conn.execution_options(begin="BEGIN IMMEDIATE")
+        try:
+            with conn.begin():
+                return [(True, value) for value in _apply_all(conn, entries)]
+        except Exception:  # find the culprit: each job again, alone, in a savepoint
+            log.warning("storage.retrying_one_by_one", extra={"jobs": len(entries)}, exc_info=True)
+        results: list[tuple[bool, Any]] = []
+        with conn.begin():
+            for entry in entries:
+                try:
+                    with conn.begin_nested():
+                        results.append((True, _apply_one(conn, entry)))
+                except Exception as error:  # handed to the caller
+                    results.append((False, error))
+        return results
 
 
-def _groups(entries: list[_Entry]) -> list[list[_Entry]]:
-    """Consecutive entries of one batch function together; single jobs alone."""
-    groups: list[list[_Entry]] = []
-    for entry in entries:
-        if groups and entry.batch is not None and groups[-1][0].batch is entry.batch:
-            groups[-1].append(entry)
+def _apply_all(conn: Connection, entries: list[_Entry]) -> list[Any]:
+    """Every job's result, consecutive entries of one batch function applied together."""
+    values: list[Any] = []
+    index = 0
+    while index < len(entries):
+        batch = entries[index].batch
+        end = index + 1
+        if batch is not None:
+            while end < len(entries) and entries[end].batch is batch:
+                end += 1
+            values.extend(batch(conn, [e.item for e in entries[index:end]]))
         else:
-            groups.append([entry])
-    return groups
+            values.append(_apply_one(conn, entries[index]))
+        index = end
+    return values
+
+
+def _apply_one(conn: Connection, entry: _Entry) -> Any:
+    if entry.batch is not None:
+        return entry.batch(conn, [entry.item])[0]
+    assert entry.job is not None
+    return entry.job(conn)

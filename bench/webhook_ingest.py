@@ -1,0 +1,284 @@
+"""Benchmark: webhook ingestion by a real ``booxi-mirror serve`` process.
+
+Measures how many webhook events per second the mirror acknowledges (each one stored
+in the inbox and applied, committed to SQLite, before its 2xx), the latency of those
+acknowledgements, and how long after a 2xx the booking is visible to a reader on
+another connection. Compares with the HTTP ceiling (``GET /livez`` on the same
+server, which answers without touching anything) and with the targets of issue #3
+(1,000 events/s; p99 visible within 100 ms).
+
+    .venv/bin/python -m bench.webhook_ingest [--events 5000] [--concurrency 64] [--signed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from standardwebhooks.webhooks import Webhook
+
+SECRET = "bench-webhook-secret-0123456789"
+SIGNING = "whsec_" + base64.b64encode(b"bench signing secret of 32 bytes").decode()
+TARGET_EVENTS_PER_S = 1000
+PROFILE = (
+    ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+)
+TARGET_P99_VISIBLE_MS = 100
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def event(index: int, *, update: bool) -> dict:
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=30 * index)
+    stamp = dt.datetime(2029, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=index * 2 + update)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    booking_id = f"B{index // 2 if update else index:08d}"
+    return {
+        "eventId": f"bench-{index}-{int(update)}",
+        "eventType": "appointment.updated" if update else "appointment.created",
+        "createdOn": stamp.strftime(fmt),
+        "content": {
+            "booking": {
+                "bookingId": booking_id,
+                "merchantId": 34497,
+                "bookingMethod": "Appointment",
+                "status": "Approved",
+                "isCompleted": False,
+                "startsOn": start.strftime(fmt),
+                "totalClientTimespan": {
+                    "start": start.strftime(fmt),
+                    "end": (start + dt.timedelta(minutes=30)).strftime(fmt),
+                    "duration": 30,
+                },
+                "staffId": 21750 + index % 50,
+                "staffFirstName": "Maya",
+                "staffLastName": "Ortiz",
+                "items": [
+                    {
+                        "serviceId": 154023,
+                        "serviceName": "Personal styling",
+                        "price": {},
+                        "reservedClientTimespan": {
+                            "start": start.strftime(fmt),
+                            "end": (start + dt.timedelta(minutes=30)).strftime(fmt),
+                            "duration": 30,
+                        },
+                        "duration": 30,
+                        "spacingAfter": 0,
+                        "isBusySpacingAfter": True,
+                    }
+                ],
+                "location": "Business",
+                "locationText": "",
+                "payment": {"total": "0.00", "paid": "0.00", "onlinePaymentStatus": "None"},
+                "createdOn": stamp.strftime(fmt),
+                "createdBy": "Client",
+                "modifiedOn": stamp.strftime(fmt),
+                "modifiedBy": "Client",
+                "isScheduled": True,
+                "clientCount": 1,
+                "client": {
+                    "id": 10000 + index % 500,
+                    "firstName": "Bench",
+                    "lastName": "Client",
+                    "email": f"bench{index % 500}@example.org",
+                    "homePhoneNumber": "",
+                    "mobilePhoneNumber": "",
+                    "presence": "Expecting",
+                    "remindByEmail": True,
+                    "remindBySMS": False,
+                    "additionalRequest": "",
+                },
+                "quickNote": "",
+            },
+            "clientLinks": [
+                {
+                    "clientId": 10000 + index % 500,
+                    "moduleId": "crm",
+                    "externalId": f"C-{index % 500}",
+                    "createdOn": stamp.strftime(fmt),
+                    "modifiedOn": stamp.strftime(fmt),
+                }
+            ],
+        },
+    }
+
+
+def write_config(folder: Path, port: int, signed: bool) -> Path:
+    path = folder / "config.toml"
+    signing = f'signing_secret = "{SIGNING}"\n' if signed else ""
+    path.write_text(
+        '[booxi]\nbase_url = "http://127.0.0.1:9/booking/v1"\npartner_key = "unused"\n'
+        f'[storage]\nurl = "sqlite+aiosqlite:///{folder / "bench.db"}"\n'
+        "[sync]\ncalendar_interval_s = 86400\nreference_interval_s = 86400\n"
+        f'[api]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[webhook]\nsecret = "{SECRET}"\n{signing}'
+    )
+    return path
+
+
+async def start_mirror(config: Path) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *PROFILE,
+        "-m",
+        "mirror",
+        "--config",
+        str(config),
+        "serve",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 60)
+    if b"serving on" not in line:
+        raise SystemExit(f"the mirror did not start: {line!r}")
+    return process
+
+
+async def wait_visible(db: sqlite3.Connection, booking_id: str) -> None:
+    """Poll the database (another connection) until the booking is there; at most 10 s."""
+    query = "SELECT 1 FROM booking WHERE booking_id = ?"
+    for _ in range(10_000):
+        if db.execute(query, (booking_id,)).fetchone() is not None:
+            return
+        await asyncio.sleep(0.001)
+    raise SystemExit(f"booking {booking_id} never became visible")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def measure_ceiling(base: str, requests: int, concurrency: int) -> float:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+        pending = iter(range(requests))
+
+        async def worker() -> None:
+            for _ in pending:
+                async with s.get(f"{base}/livez") as response:
+                    await response.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started)
+
+
+async def run(events: int, concurrency: int, signed: bool) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="booxi-bench-"))
+    port = free_port()
+    process = await start_mirror(write_config(folder, port, signed))
+    base = f"http://127.0.0.1:{port}"
+    signer = Webhook(SIGNING) if signed else None
+    bodies = [json.dumps(event(i, update=i % 4 == 3)).encode() for i in range(events)]
+    db = sqlite3.connect(folder / "bench.db", check_same_thread=False)
+    latencies: list[float] = []
+    visible: list[float] = []
+    try:
+        ceiling = await measure_ceiling(base, 3000, concurrency)
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency)
+        ) as session:
+
+            async def send(index: int) -> None:
+                headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
+                body = bodies[index]
+                if signer is not None:
+                    now = dt.datetime.now(dt.UTC)
+                    event_id = f"bench-{index}"
+                    headers |= {
+                        "webhook-id": event_id,
+                        "webhook-timestamp": str(int(now.timestamp())),
+                        "webhook-signature": signer.sign(event_id, now, body.decode()),
+                    }
+                began = time.perf_counter()
+                async with session.post(
+                    f"{base}/webhooks/booxi", data=body, headers=headers
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"event {index}: HTTP {response.status}")
+                acked = time.perf_counter()
+                latencies.append(acked - began)
+                if index % 20 == 0:  # a reader on another connection sees it: how soon?
+                    booking_id = json.loads(body)["content"]["booking"]["bookingId"]
+                    await wait_visible(db, booking_id)
+                    visible.append(time.perf_counter() - acked)
+
+            pending = iter(range(events))
+
+            async def worker() -> None:
+                for index in pending:
+                    await send(index)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+        stored = db.execute("SELECT count(*) FROM inbox_event").fetchone()[0]
+    finally:
+        db.close()
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+    rate = events / elapsed
+    p99_visible = percentile(visible, 0.99) * 1000
+    rows = [
+        ("HTTP ceiling: GET /livez", f"{ceiling:,.0f} req/s", "1.00", ""),
+        (
+            "webhooks acknowledged",
+            f"{rate:,.0f} events/s",
+            f"{rate / ceiling:.2f}",
+            f"{rate / TARGET_EVENTS_PER_S:.2f}x the 1,000/s target",
+        ),
+        ("2xx latency p50", f"{statistics.median(latencies) * 1000:.1f} ms", "", ""),
+        ("2xx latency p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "", ""),
+        (
+            "2xx to readable p99",
+            f"{p99_visible:.2f} ms",
+            "",
+            f"{p99_visible / TARGET_P99_VISIBLE_MS:.3f} of the 100 ms budget",
+        ),
+    ]
+    print(
+        f"\n{events} events, {concurrency} concurrent, signature {'on' if signed else 'off'}, "
+        f"{stored} stored in the inbox\n"
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("measure", "value", "vs ceiling", "vs target")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if stored != events:
+        raise SystemExit(f"{events - stored} acknowledged events missing from the inbox")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--signed", action="store_true", help="add Standard Webhooks signatures")
+    args = parser.parse_args()
+    asyncio.run(run(args.events, args.concurrency, args.signed))
+
+
+if __name__ == "__main__":
+    main()
