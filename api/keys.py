@@ -5,9 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mirror.client import BooxiClient
 from mirror.config import Config
+from storage.reader import Reader
 from storage.writer import Writer
 
 CONFIG = web.AppKey("config", Config)
 ENGINE = web.AppKey("engine", AsyncEngine)
 WRITER = web.AppKey("writer", Writer)
+BOOXI = web.AppKey("booxi", BooxiClient)
+READER = web.AppKey("reader", Reader)

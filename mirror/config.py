@@ -142,6 +142,8 @@ class ApiConfig(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    page_size: int = Field(default=50, ge=1, le=500)
+    staleness_s: float = Field(default=900.0, gt=0)
     keys: tuple[ApiKey, ...] = ()
 
     @field_validator("keys")

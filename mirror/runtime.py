@@ -20,6 +20,7 @@ from mirror.scheduler import Poller
 from mirror.sync import PassResult, run_pass
 from storage.engine import make_engine
 from storage.migrate import upgrade
+from storage.reader import Reader
 from storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,15 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
     from api.app import create_app
 
     async with open_runtime(config) as runtime:
-        app = create_app(config, engine=runtime.engine, writer=runtime.writer)
+        reader = Reader(runtime.engine)
+        await reader.start()
+        app = create_app(
+            config,
+            engine=runtime.engine,
+            writer=runtime.writer,
+            reader=reader,
+            booxi=runtime.client,
+        )
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         poller = Poller(runtime.client, runtime.writer, runtime.engine, config.sync)
@@ -108,4 +117,5 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
                 loop.remove_signal_handler(signum)
             poller.shutdown()
             await runner.cleanup()  # in-flight requests finish first
+            await reader.close()
         log.info("serve.stopped")

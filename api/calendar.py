@@ -1,0 +1,14 @@
+"""Read handlers (being written)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.booxi_shape import BooxiShapedError
+
+
+async def _not_built(request: web.Request) -> web.Response:
+    raise BooxiShapedError(501, "not built yet")
+
+
+get_calendar = _not_built
