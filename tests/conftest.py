@@ -234,6 +234,7 @@ def booxi_client(
 
 
 WEBHOOK_SECRET = "mirror-webhook-secret-0123456789"
+API_KEY = "mirror-api-key-for-tests-0123456789"
 
 
 @dataclasses.dataclass
@@ -257,12 +258,24 @@ async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable
 
     servers: list[TestServer] = []
 
-    async def start(**sections: Any) -> MirrorApp:
-        values = {"webhook": {"secret": WEBHOOK_SECRET}, **sections}
+    from storage.reader import Reader
+
+    readers: list[Reader] = []
+
+    async def start(*, booxi: Any = None, **sections: Any) -> MirrorApp:
+        values = {
+            "webhook": {"secret": WEBHOOK_SECRET},
+            "api": {"keys": [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]},
+            **sections,
+        }
         config = Config.model_validate(values)
-        server = TestServer(
-            create_app(config, engine=store.engine, writer=store.writer), host="127.0.0.1"
+        reader = Reader(store.engine)
+        await reader.start()
+        readers.append(reader)
+        app = create_app(
+            config, engine=store.engine, writer=store.writer, reader=reader, booxi=booxi
         )
+        server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
         return MirrorApp(server)
@@ -270,6 +283,8 @@ async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable
     yield start
     for server in servers:
         await server.close()
+    for reader in readers:
+        await reader.close()
 
 
 @pytest.fixture
