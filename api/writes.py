@@ -1,15 +1,382 @@
-"""Write-through: forwarded to Booxi, Booxi's answer returned as is, stored on success."""
+"""Write-through: forwarded to Booxi, Booxi's answer returned as is, stored on success.
+
+``POST /booking``, ``PUT /booking/{bookingId}``, ``POST /client``, ``PUT`` and
+``DELETE /client/{clientId}``, ``PUT /client/{clientId}/moduleLink/{moduleId}`` go to
+Booxi once (``BooxiClient.forward``, priority WRITE, never retried). Booxi's status,
+body and ``Content-Type`` come back unchanged whatever the status; a 2xx answer is
+upserted (source ``write``) before the response leaves, so the next read shows it.
+``GET /service/{serviceId}/availability`` and ``POST /availability/search`` are live
+pass-through: forwarded the same way, nothing stored.
+
+Before anything is sent (a refused request costs Booxi nothing, a 400 costs it double):
+
+- The body of a ``POST``/``PUT`` must be a JSON object; ``clientId`` and ``serviceId``
+  positive integers; ``bookingId`` 1 to 64 characters, ``moduleId`` 1 to 100. A
+  ``POST`` must name its ``merchantId`` (Booxi requires it too): 400 otherwise.
+- Store scoping: a ``POST`` whose ``merchantId`` the key does not see is refused 403. A
+  path id is looked up in storage (booking, client, service): one of a store the key
+  does not see, or one the mirror does not hold, is 404 (without saying which), unless
+  the key sees every store, in which case the request goes to Booxi, which knows.
+- Booxi unreachable or timing out: 503 in Booxi's error shape, nothing stored.
+
+``Idempotency-Key`` on a write: see ``api.idempotency`` (the first answer is replayed,
+Booxi is called once; another request under the same key is 422, a repeat while the
+first is with Booxi 409).
+
+A 2xx answer is stored as ``api.written`` says, in the same transaction as the
+idempotency result. One that is not the object expected (``{"booking", "groupEvents"}``,
+``{"client", "clientLinks"}``, ``{"link", "client"}``) is returned unchanged, logged
+as a warning and not stored; the next poll or webhook brings the state. ``DELETE`` of
+a client removes it and its links from storage on any 2xx.
+
+Logs: INFO ``write.forwarded`` per write (method, route, status, duration_ms, stored),
+``write.replayed`` and ``write.refused`` when Booxi was not called, INFO
+``availability.forwarded`` per pass-through. Ids at most: never bodies, personal data,
+or keys.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
 from aiohttp import web
+from sqlalchemy import Column, Table, select
+from sqlalchemy.engine import Connection
 
-from api.booxi_shape import BooxiShapedError
+from api import written
+from api.auth import principal
+from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
+from api.idempotency import Claim, claim_for
+from api.keys import BOOXI, ENGINE, WRITER
+from api.written import Job
+from mirror.booxi_errors import BooxiUnavailable
+from mirror.booxi_http import Response
+from mirror.client import BooxiClient
+from storage import bookings, reference
+from storage.errors import MalformedError
+from storage.rows import Json
+from storage.times import utcnow
+
+log = logging.getLogger(__name__)
+
+PASSED_HEADERS = ("Content-Type", "Retry-After")
+MAX_BOOKING_ID = 64
+MAX_MODULE_ID = 100
+MAX_ID = 2**53
+_INTEGER = re.compile(r"[0-9]{1,16}")
+
+Saver = Callable[[bytes, dt.datetime], Job]
+Check = Callable[[], Awaitable[None]]
 
 
-async def _not_built(request: web.Request) -> web.Response:
-    raise BooxiShapedError(501, "not built yet")
+# ---- handlers ---------------------------------------------------------------------
 
 
-create_booking = update_booking = create_client = update_client = delete_client = _not_built
-put_module_link = service_availability = search_availability = _not_built
+async def create_booking(request: web.Request) -> web.StreamResponse:
+    body, data = await _json_body(request)
+    check = functools.partial(_check_body_store, request, _body_merchant(data))
+    return await _write(request, "booking-create", "/booking", body, check, written.booking_job)
+
+
+async def update_booking(request: web.Request) -> web.StreamResponse:
+    booking_id = _text_id(request, "bookingId", MAX_BOOKING_ID)
+    body, _ = await _json_body(request)
+    table = bookings.BOOKING
+    check = functools.partial(
+        _check_stored, request, table, table.c.booking_id, booking_id, "Booking"
+    )
+    path = f"/booking/{quote(booking_id, safe='')}"
+    return await _write(request, "booking-update", path, body, check, written.booking_job)
+
+
+async def create_client(request: web.Request) -> web.StreamResponse:
+    body, data = await _json_body(request)
+    check = functools.partial(_check_body_store, request, _body_merchant(data))
+    return await _write(request, "client-create", "/client", body, check, written.client_job)
+
+
+async def update_client(request: web.Request) -> web.StreamResponse:
+    client_id = _int_id(request, "clientId")
+    body, _ = await _json_body(request)
+    path = f"/client/{client_id}"
+    return await _write(
+        request, "client-update", path, body, _client_check(request, client_id), written.client_job
+    )
+
+
+async def delete_client(request: web.Request) -> web.StreamResponse:
+    client_id = _int_id(request, "clientId")
+    save = functools.partial(written.deleted_client_job, client_id)
+    return await _write(
+        request,
+        "client-delete",
+        f"/client/{client_id}",
+        None,
+        _client_check(request, client_id),
+        save,
+    )
+
+
+async def put_module_link(request: web.Request) -> web.StreamResponse:
+    client_id = _int_id(request, "clientId")
+    module_id = _text_id(request, "moduleId", MAX_MODULE_ID)
+    body, _ = await _json_body(request)
+    path = f"/client/{client_id}/moduleLink/{quote(module_id, safe='')}"
+    check = _client_check(request, client_id)
+    return await _write(request, "client-module-link-update", path, body, check, written.link_job)
+
+
+async def service_availability(request: web.Request) -> web.StreamResponse:
+    service_id = _int_id(request, "serviceId")
+    table = reference.SERVICE
+    check = functools.partial(_check_stored, request, table, table.c.id, service_id, "Service")
+    path = f"/service/{service_id}/availability"
+    return await _pass_through(request, "service-availability", path, None, check)
+
+
+async def search_availability(request: web.Request) -> web.StreamResponse:
+    body, data = await _json_body(request)
+    check = functools.partial(_check_body_store, request, _body_merchant(data))
+    return await _pass_through(request, "availability-search", "/availability/search", body, check)
+
+
+# ---- forwarding -------------------------------------------------------------------
+
+
+async def _write(
+    request: web.Request, route: str, path: str, body: bytes | None, check: Check, save: Saver
+) -> web.StreamResponse:
+    writer = request.app[WRITER]
+    booxi = _booxi(request)
+    claim = claim_for(request, principal(request).name, body)
+    if claim is not None:
+        held = await writer.run(claim.take)
+        if held is not None:
+            try:
+                replay = claim.replay(held)
+            except BooxiShapedError as refused:
+                _log_refused(request, route, refused.status)
+                raise
+            log.info(
+                "write.replayed",
+                extra={"method": request.method, "route": route, "status": replay.status},
+            )
+            return replay
+    sent = False
+    try:
+        try:
+            await check()
+        except BooxiShapedError as refused:
+            _log_refused(request, route, refused.status)
+            raise
+        sent = True
+        answer, duration_ms = await _forward(booxi, request, path, body)
+    except BaseException as error:
+        if claim is not None and (not sent or isinstance(error, BooxiUnavailable)):
+            await writer.run(claim.release)
+        if isinstance(error, BooxiUnavailable):
+            _log_forwarded("write.forwarded", request, route, 503, None, stored=False)
+        raise
+    job = _saving_job(save, answer, route, request) if 200 <= answer.status <= 299 else None
+    stored = await _finish(request, route, job, claim, answer)
+    _log_forwarded("write.forwarded", request, route, answer.status, duration_ms, stored=stored)
+    return _response(answer.status, answer.headers, answer.body)
+
+
+async def _pass_through(
+    request: web.Request, route: str, path: str, body: bytes | None, check: Check
+) -> web.StreamResponse:
+    booxi = _booxi(request)
+    try:
+        await check()
+        answer, duration_ms = await _forward(booxi, request, path, body)
+    except BooxiUnavailable:
+        _log_forwarded("availability.forwarded", request, route, 503, None, stored=False)
+        raise
+    _log_forwarded(
+        "availability.forwarded", request, route, answer.status, duration_ms, stored=False
+    )
+    return _response(answer.status, answer.headers, answer.body)
+
+
+def _booxi(request: web.Request) -> BooxiClient:
+    booxi = request.app.get(BOOXI)
+    if booxi is None:
+        raise unavailable("this mirror has no Booxi connection configured")
+    return booxi
+
+
+async def _forward(
+    booxi: BooxiClient, request: web.Request, path: str, body: bytes | None
+) -> tuple[Response, float]:
+    """Booxi's answer, whatever its status, and how long it took; ``BooxiUnavailable``
+    when nothing came back."""
+    started = time.perf_counter()
+    answer = await booxi.forward(
+        request.method, path, params=list(request.query.items()), body=body
+    )
+    return answer, round((time.perf_counter() - started) * 1000, 1)
+
+
+def _response(status: int, headers: dict[str, str], body: bytes) -> web.Response:
+    passed = {name: value for name in PASSED_HEADERS if (value := _header(headers, name))}
+    return web.Response(status=status, body=body, headers=passed)
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+# ---- storing Booxi's answer -------------------------------------------------------
+
+
+def _saving_job(save: Saver, answer: Response, route: str, request: web.Request) -> Job | None:
+    """The job that stores a 2xx answer; None (and a warning) if it is not as expected."""
+    try:
+        return save(answer.body, utcnow())
+    except MalformedError:
+        log.warning(
+            "write.unexpected_answer",
+            extra={"route": route, "status": answer.status, "ids": dict(request.match_info)},
+        )
+        return None
+
+
+async def _finish(
+    request: web.Request, route: str, job: Job | None, claim: Claim | None, answer: Response
+) -> bool:
+    """Store the answer's objects and the idempotency result in one transaction; whether
+    the objects were stored. A storage failure is logged: Booxi's answer still goes back."""
+    writer = request.app[WRITER]
+
+    def keep_result(conn: Connection) -> None:
+        if claim is not None:
+            claim.keep(conn, answer.status, _header(answer.headers, "Content-Type"), answer.body)
+
+    def everything(conn: Connection) -> None:
+        if job is not None:
+            job(conn)
+        keep_result(conn)
+
+    try:
+        await writer.run(everything)
+        return job is not None
+    except Exception:
+        log.exception("write.store_failed", extra={"route": route, "status": answer.status})
+    if claim is not None:
+        try:
+            await writer.run(keep_result)
+        except Exception:  # the key stays claimed: a repeat gets 409, never a second write
+            log.exception("write.idempotency_store_failed", extra={"route": route})
+    return False
+
+
+# ---- checks before forwarding -----------------------------------------------------
+
+
+async def _json_body(request: web.Request) -> tuple[bytes, Json]:
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_request("request body is empty: send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise bad_request("request body must be a JSON object")
+    return raw, data
+
+
+def _body_merchant(data: Json) -> int:
+    merchant_id = data.get("merchantId")
+    if (
+        isinstance(merchant_id, bool)
+        or not isinstance(merchant_id, int)
+        or not 0 < merchant_id < MAX_ID
+    ):
+        raise bad_request("merchantId is required and must be a positive integer")
+    return merchant_id
+
+
+def _int_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not _INTEGER.fullmatch(raw) or not 0 < int(raw) < MAX_ID:
+        raise bad_request(f"{name} must be a positive integer")
+    return int(raw)
+
+
+def _text_id(request: web.Request, name: str, max_length: int) -> str:
+    value = request.match_info[name]
+    if not value.strip() or len(value) > max_length or value in (".", ".."):
+        raise bad_request(f"{name} must be 1 to {max_length} characters")
+    return value
+
+
+async def _check_body_store(request: web.Request, merchant_id: int) -> None:
+    if not principal(request).sees(merchant_id):
+        raise BooxiShapedError(403, f"this API key may not act for merchant {merchant_id}")
+
+
+def _client_check(request: web.Request, client_id: int) -> Check:
+    table = reference.CLIENT
+    return functools.partial(_check_stored, request, table, table.c.id, client_id, "Client")
+
+
+async def _check_stored(
+    request: web.Request, table: Table, column: Column[Any], ident: object, what: str
+) -> None:
+    """404 unless the key sees the store of the stored object; a key that sees every
+    store passes without a lookup (Booxi decides about objects the mirror lacks)."""
+    caller = principal(request)
+    if caller.merchant_ids is None:
+        return
+    async with request.app[ENGINE].connect() as conn:
+        found = await conn.run_sync(_merchant_of, table, column, ident)
+    if found is None or not caller.sees(found[0]):
+        raise not_found(what, ident)
+
+
+def _merchant_of(
+    conn: Connection, table: Table, column: Column[Any], ident: object
+) -> tuple[int | None] | None:
+    """``(merchant id,)`` of the stored object, or None when the mirror does not hold it."""
+    row = conn.execute(select(table.c.merchant_id).where(column == ident)).first()
+    return None if row is None else (row[0],)
+
+
+# ---- logs -------------------------------------------------------------------------
+
+
+def _log_forwarded(
+    event: str,
+    request: web.Request,
+    route: str,
+    status: int,
+    duration_ms: float | None,
+    *,
+    stored: bool,
+) -> None:
+    log.info(
+        event,
+        extra={
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "stored": stored,
+            "upstream": "answered" if duration_ms is not None else "unreachable",
+        },
+    )
+
+
+def _log_refused(request: web.Request, route: str, status: int) -> None:
+    log.info("write.refused", extra={"method": request.method, "route": route, "status": status})
