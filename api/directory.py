@@ -1,14 +1,139 @@
-"""Read handlers (being written)."""
+"""Stores, staff, services and categories, from the reference data the poller keeps.
+
+``/merchant/list`` is offset-paged (``{offset, limit, total, items}``); the staff,
+service and category lists are cursor-paged by id (``staffs``, ``services``,
+``serviceCategories``). A store-bound key sees its stores only. If the mirror has no
+reference data yet (before its first poll), it fetches it from Booxi first.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from api.booxi_shape import BooxiShapedError
+from api.auth import principal
+from api.booxi_shape import bad_request, not_found, unavailable
+from api.freshness import Freshness
+from api.keys import BOOXI, CONFIG, READER, WRITER
+from api.query import Query, encode_cursor
+from api.reading import answer, array, cursor_text, fill_lock
+from mirror.booxi_errors import BooxiUnavailable
+from mirror.poller import REFERENCE_SCOPE, refresh_reference_data
+from storage import reads
+
+MAX_LIMIT = 100
 
 
-async def _not_built(request: web.Request) -> web.Response:
-    raise BooxiShapedError(501, "not built yet")
+async def _reference(request: web.Request) -> Freshness:
+    """The reference data's freshness, fetching it first if the mirror has none."""
+    reader = request.app[READER]
+    if not await reader.run(reads.has_rows, "merchant"):
+        async with fill_lock(request, REFERENCE_SCOPE):
+            if not await reader.run(reads.has_rows, "merchant"):
+                booxi = request.app.get(BOOXI)
+                if booxi is None:
+                    raise unavailable("this mirror has no Booxi connection")
+                try:
+                    await refresh_reference_data(
+                        booxi, request.app[WRITER], list(request.app[CONFIG].sync.merchant_ids)
+                    )
+                except BooxiUnavailable:
+                    raise unavailable(
+                        "the mirror holds no store data yet and Booxi is "
+                        "unreachable: try again later"
+                    ) from None
+                state = await reader.run(reads.scope_sync, REFERENCE_SCOPE)
+                return Freshness.of_sync_rows([state] if state else []).as_filled()
+    state = await reader.run(reads.scope_sync, REFERENCE_SCOPE)
+    return Freshness.of_sync_rows([state] if state else [])
 
 
-list_merchants = get_merchant = list_staff = list_services = list_categories = _not_built
+async def list_merchants(request: web.Request) -> web.Response:
+    query = Query(request.query)
+    group_id = query.integer("groupId")
+    offset = query.integer("offset", minimum=0) or 0
+    limit = query.integer("limit") or request.app[CONFIG].api.page_size
+    query.text("language")
+    if limit > MAX_LIMIT:
+        raise bad_request(f"limit may not exceed {MAX_LIMIT}, got {limit}")
+    freshness = await _reference(request)
+    rows = await request.app[READER].run(reads.merchants, group_id, principal(request).merchant_ids)
+    items = [raw for _, raw in rows[offset : offset + limit]]
+    return answer(
+        {
+            "offset": str(offset),
+            "limit": str(limit),
+            "total": str(len(rows)),
+            "items": array(items),
+        },
+        freshness,
+        request,
+    )
+
+
+async def get_merchant(request: web.Request) -> web.Response:
+    return await _one(request, "merchant", "merchantId", "Merchant")
+
+
+async def _one(request: web.Request, table: str, name: str, what: str) -> web.Response:
+    raw_id = request.match_info[name]
+    if not raw_id.isdigit() or len(raw_id) > 15:
+        raise bad_request(f"{name} must be an integer, got {raw_id!r}")
+    freshness = await _reference(request)
+    found = await request.app[READER].run(reads.one, table, int(raw_id))
+    if found is None or not principal(request).sees(found[1]):
+        raise not_found(what, raw_id)
+    headers = freshness.headers(request.app[CONFIG].api.staleness_s)
+    return web.Response(body=found[0].encode(), content_type="application/json", headers=headers)
+
+
+def _list(kind: str, key: str, filters: tuple[str, ...], integers: tuple[str, ...]) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        query = Query(request.query)
+        after: int | None = None
+        if query.has_cursor():
+            saved, position = query.cursor(kind)
+            try:
+                after = int(position[0])
+            except (TypeError, ValueError, IndexError):
+                raise bad_request("cursor is not valid for this endpoint") from None
+        else:
+            saved = {
+                name: query.integer(name) if name in integers else query.text(name)
+                for name in filters
+            }
+        if bool(saved.get("moduleId")) != bool(saved.get("externalId")):
+            raise bad_request("moduleId and externalId go together")
+        freshness = await _reference(request)
+        size = request.app[CONFIG].api.page_size
+        if saved.get("externalId"):
+            items: list[str] = []  # module links are mirrored for clients only
+            last = None
+        else:
+            items, last = await request.app[READER].run(
+                reads.listing, kind, saved, principal(request).merchant_ids, after, size
+            )
+        cursor = encode_cursor(kind, saved, [last]) if last is not None else None
+        return answer({key: array(items), "cursor": cursor_text(cursor)}, freshness, request)
+
+    return handler
+
+
+list_staff = _list(
+    "staff",
+    "staffs",
+    ("merchantId", "moduleId", "externalId", "status", "personnelType"),
+    ("merchantId",),
+)
+list_services = _list(
+    "service",
+    "services",
+    ("merchantId", "moduleId", "externalId", "serviceCategoryId", "bookingMethod", "status"),
+    ("merchantId", "serviceCategoryId"),
+)
+list_categories = _list(
+    "serviceCategory",
+    "serviceCategories",
+    ("merchantId", "moduleId", "externalId"),
+    ("merchantId",),
+)

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.engine import Connection
 
 from mirror.booxi_errors import BooxiError, BooxiNotFound
+from mirror.budget import Priority
 from mirror.client import BooxiClient
-from storage import bookings, reference, sync_state
+from storage import bookings, coverage, reference, sync_state
 from storage.rows import (
     Json,
     booking_row,
@@ -122,14 +123,29 @@ async def poll_staff_calendar(
     window: Window,
     *,
     merchant_id: int | None = None,
+    source: str = "poll",
 ) -> StaffPoll:
-    """Refresh one staff member's calendar over ``window`` and reconcile what is gone."""
+    """Refresh one staff member's calendar over ``window`` and reconcile what is gone.
+
+    ``source="fill"``: a first-demand fill for the read API, at the fill priority; it
+    records coverage of the range but leaves the staff member's poll state alone, and
+    raises ``BooxiError`` instead of recording a failure.
+    """
     started = time.perf_counter()
     attempted = utcnow()
     result = StaffPoll(staff_id)
+    filling = source == "fill"
+    priority = Priority.FILL if filling else Priority.POLL
     try:
-        pages = [page async for page in client.iter_calendar(staff_id, window.start, window.end)]
+        pages = [
+            page
+            async for page in client.iter_calendar(
+                staff_id, window.start, window.end, priority=priority
+            )
+        ]
     except BooxiError as error:
+        if filling:
+            raise
         result.error = await record_staff_failure(
             writer, staff_id, error, merchant_id=merchant_id, attempted=attempted
         )
@@ -140,11 +156,11 @@ async def poll_staff_calendar(
 
     def save(conn: Connection) -> list[str]:
         now = utcnow()
-        booking_rows = [booking_row(b, "poll", now) for p in pages for b in p.get("bookings") or []]
+        booking_rows = [booking_row(b, source, now) for p in pages for b in p.get("bookings") or []]
         written = bookings.upsert_bookings(conn, booking_rows, strictly_newer=False)
         newer_here = {row["booking_id"] for row in booking_rows} - written
         event_rows = [
-            calendar_event_row(e, "poll", now) for p in pages for e in p.get("calendarEvents") or []
+            calendar_event_row(e, source, now) for p in pages for e in p.get("calendarEvents") or []
         ]
         bookings.upsert_calendar_events(
             conn, [e for e in event_rows if e["booking_id"] not in newer_here]
@@ -152,21 +168,21 @@ async def poll_staff_calendar(
         result.removed_events = bookings.delete_events_not_returned(
             conn, staff_id, start_key, end_key, {e["id"] for e in event_rows}, attempted
         )
-        slots = [time_slot_row(s, "poll", now) for p in pages for s in p.get("timeSlots") or []]
+        slots = [time_slot_row(s, source, now) for p in pages for s in p.get("timeSlots") or []]
         bookings.upsert_time_slots(conn, slots)
         bookings.delete_time_slots_not_returned(
             conn, staff_id, start_key, end_key, {s["id"] for s in slots}, attempted
         )
         bookings.upsert_group_events(
             conn,
-            [group_event_row(g, "poll", now) for p in pages for g in p.get("groupEvents") or []],
+            [group_event_row(g, source, now) for p in pages for g in p.get("groupEvents") or []],
         )
         reference.upsert_services(
-            conn, [service_row(s, "poll", now) for p in pages for s in p.get("services") or []]
+            conn, [service_row(s, source, now) for p in pages for s in p.get("services") or []]
         )
         staff = [p["staff"] for p in pages if isinstance(p.get("staff"), dict)]
         if staff:
-            reference.upsert_staff(conn, [staff_row(staff[-1], "poll", now)])
+            reference.upsert_staff(conn, [staff_row(staff[-1], source, now)])
         result.events, result.bookings = (
             len(event_rows),
             len({r["booking_id"] for r in booking_rows}),
@@ -174,9 +190,14 @@ async def poll_staff_calendar(
         missing = bookings.live_bookings_not_returned(
             conn, staff_id, start_key, end_key, {r["booking_id"] for r in booking_rows}, attempted
         )
+        scope = sync_state.staff_scope(staff_id)
+        if filling:
+            coverage.record_fill(conn, scope, start_key, end_key, now)
+            return missing
+        coverage.record_poll(conn, scope, start_key, end_key, now)
         sync_state.record_success(
             conn,
-            sync_state.staff_scope(staff_id),
+            scope,
             kind="staff",
             attempted_at=attempted,
             window=(window.start, window.end),

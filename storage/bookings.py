@@ -179,3 +179,15 @@ def booking_staff(conn: Connection, booking_ids: Iterable[str]) -> dict[str, int
         select(BOOKING.c.booking_id, BOOKING.c.staff_id).where(BOOKING.c.booking_id.in_(ids))
     )
     return {row.booking_id: row.staff_id for row in result}
+
+
+def with_calendar_events(conn: Connection, booking_ids: Iterable[str]) -> set[str]:
+    """Those of ``booking_ids`` that have calendar events in the mirror."""
+    ids = list(booking_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        result = conn.execute(
+            select(EVENT.c.booking_id).where(EVENT.c.booking_id.in_(ids[start : start + 500]))
+        )
+        found.update(result.scalars())
+    return found

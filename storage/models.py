@@ -116,6 +116,7 @@ class Booking(SQLModel, table=True):
         Index("ix_booking_staff_starts", "staff_id", "starts_on"),
         Index("ix_booking_client_starts", "client_id", "starts_on"),
         Index("ix_booking_merchant_starts", "merchant_id", "starts_on"),
+        Index("ix_booking_group_event", "group_event_id"),
     )
 
     booking_id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -131,6 +132,21 @@ class Booking(SQLModel, table=True):
     raw: str = Field(sa_column=Column(Text, nullable=False))
     source: str
     synced_at: dt.datetime = _at()
+
+
+class Coverage(SQLModel, table=True):
+    """What the mirror has fetched from Booxi and may answer alone: per staff member the
+    span of polled calendar windows (``kind = poll``, one row that grows) and calendar
+    ranges fetched on first demand (``kind = fill``); per client, their whole history
+    (``client:<id>``, ``fill``). ``covered_at`` says when."""
+
+    __tablename__ = "coverage"
+
+    scope: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)
+    starts_on: str = Field(primary_key=True)
+    ends_on: str
+    covered_at: dt.datetime = _at()
 
 
 class CalendarEvent(SQLModel, table=True):
@@ -218,6 +234,26 @@ class InboxEvent(SQLModel, table=True):
     detail: str = ""
     duplicates: int = 0
     body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class IdempotencyResult(SQLModel, table=True):
+    """The first answer to a write sent with an ``Idempotency-Key``, kept 24 hours.
+
+    One row per (API key name, idempotency key). ``status`` is None while the request is
+    with Booxi (a repeat then gets 409). ``body`` is Booxi's answer as sent, which can hold
+    a client's personal data: it is purged with the row."""
+
+    __tablename__ = "idempotency_result"
+
+    principal: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    method: str
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    body_sha256: str
+    status: int | None = None
+    content_type: str | None = None
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: dt.datetime = _at(index=True)
 
 
 TABLES = SQLModel.metadata

@@ -36,3 +36,14 @@ def instant_key(value: dt.datetime | str) -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def stored_utc(value: object) -> dt.datetime:
+    """One of our ``_at`` columns as read with plain ``sqlite3`` (naive UTC text)."""
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, str):
+        moment = dt.datetime.fromisoformat(value)
+    else:
+        raise ValueError(f"not a stored timestamp: {value!r}")
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
