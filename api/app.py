@@ -6,8 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api import openapi
 from api.errors import error_middleware
-from api.keys import BOOXI, CONFIG, ENGINE, READER, WRITER
+from api.keys import BOOXI, CONFIG, ENGINE, FILL_LOCKS, METRICS, OPENAPI, READER, WRITER
+from api.metrics import Metrics
 from api.middleware import booxi_api_middleware
 from api.routes import ROUTES
 from mirror.client import BooxiClient
@@ -26,12 +28,17 @@ def create_app(
     reader: Reader | None = None,
     booxi: BooxiClient | None = None,
 ) -> web.Application:
+    metrics = Metrics()  # a registry per application: several can run in one process
     app = web.Application(
-        middlewares=[error_middleware, booxi_api_middleware], client_max_size=MAX_BODY
+        middlewares=[metrics.middleware(), error_middleware, booxi_api_middleware],
+        client_max_size=MAX_BODY,
     )
+    app[METRICS] = metrics
+    app[OPENAPI] = openapi.document_bytes(ROUTES)
     app[CONFIG] = config
     app[ENGINE] = engine
     app[WRITER] = writer
+    app[FILL_LOCKS] = {}
     if reader is not None:
         app[READER] = reader
     if booxi is not None:

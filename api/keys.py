@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.metrics import Metrics
 from mirror.client import BooxiClient
 from mirror.config import Config
 from storage.reader import Reader
@@ -15,3 +16,6 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 WRITER = web.AppKey("writer", Writer)
 BOOXI = web.AppKey("booxi", BooxiClient)
 READER = web.AppKey("reader", Reader)
+FILL_LOCKS = web.AppKey("fill_locks", dict)
+METRICS = web.AppKey("metrics", Metrics)
+OPENAPI = web.AppKey("openapi", bytes)  # the OpenAPI document, as served

@@ -1,12 +1,48 @@
-"""Operations: liveness, health, readiness, metrics and the OpenAPI document."""
+"""Operations: liveness, health, readiness, metrics and the OpenAPI document.
+
+None of these calls Booxi. ``/readyz`` judges three things from the database alone:
+
+- ``database``: ``SELECT 1`` (and reading the sync state) within 2 s, else ``fail`` and
+  the mirror is ``unready`` (503).
+- ``sync``: the oldest last success among the staff calendars the mirror holds (of the
+  ``[sync] merchant_ids`` stores, if set), against ``[api] staleness_s``; ``degraded``
+  when older, or while a staff calendar (or every one: no sync yet) has never been
+  polled successfully, including staff members the poller has not reached yet.
+- ``upstream``: ``degraded`` when the latest attempt of the reference data or of any
+  staff calendar failed because Booxi was unreachable (``BooxiUnavailable``), after its
+  last success; ``unknown`` before any attempt.
+
+``ready`` and ``degraded`` answer 200 (a degraded mirror still serves what it holds);
+``unready`` answers 503.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import ApiError
-from api.keys import ENGINE
+from api.errors import json_error
+from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI
+from api.metrics import Snapshot
+from storage import inbox, sync_state
+from storage.models import SyncState
+from storage.times import utcnow
+
+log = logging.getLogger(__name__)
+
+DATABASE_TIMEOUT_S = 2.0
+UNAVAILABLE = "BooxiUnavailable"
+
+Check = dict[str, Any]
 
 
 async def livez(request: web.Request) -> web.Response:
@@ -15,19 +51,169 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Alive, and the database answers."""
-    async with request.app[ENGINE].connect() as conn:
-        await conn.execute(text("SELECT 1"))
+    """Alive, and the database answers within 2 s."""
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT_S), request.app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as error:
+        log.warning("ops.database.failed", extra={"error": _describe(error)})
+        return json_error(503, f"the database does not answer ({type(error).__name__})")
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    raise ApiError(501, "not built yet")
+    """Readiness, from the database alone; see the module docstring."""
+    config = request.app[CONFIG]
+    try:
+        state = await _read_state(request.app[ENGINE], config.sync.merchant_ids, webhooks=False)
+    except Exception as error:
+        log.warning("ops.database.failed", extra={"error": _describe(error)})
+        unknown = {"status": "unknown"}
+        checks = {
+            "database": {"status": "fail", "error": type(error).__name__},
+            "sync": unknown,
+            "upstream": unknown,
+        }
+        return web.json_response({"status": "unready", "checks": checks}, status=503)
+    checks = {
+        "database": {"status": "ok"},
+        "sync": sync_check(state.states, state.pending, utcnow(), config.api.staleness_s),
+        "upstream": upstream_check(state.states),
+    }
+    degraded = any(check["status"] == "degraded" for check in checks.values())
+    return web.json_response({"status": "degraded" if degraded else "ready", "checks": checks})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    raise ApiError(501, "not built yet")
+    """Prometheus exposition of this application's registry (see ``api.metrics``)."""
+    app = request.app
+    now = utcnow()
+    state = _State([], [], None)
+    try:
+        state = await _read_state(app[ENGINE], app[CONFIG].sync.merchant_ids, webhooks=True)
+    except Exception as error:  # still serve the request metrics: they matter most then
+        log.warning("ops.database.failed", extra={"error": _describe(error)})
+    client = app.get(BOOXI)
+    snapshot = Snapshot(
+        now,
+        oldest_success_by_store(state.states, state.pending),
+        state.latest_webhook_at,
+        upstream=client.stats.copy() if client is not None else None,
+        budget=client.budget.stats if client is not None else None,
+    )
+    body, content_type = app[METRICS].render(snapshot, request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def openapi(request: web.Request) -> web.Response:
-    raise ApiError(501, "not built yet")
+    """The OpenAPI 3.1 document of every route (``api.openapi``)."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+def sync_check(
+    states: Sequence[SyncState],
+    pending: Sequence[tuple[int, int | None]],
+    now: dt.datetime,
+    staleness_s: float,
+) -> Check:
+    """How old the staff calendars the mirror holds are, against ``staleness_s``;
+    ``pending``: (staff id, store id) of staff members no poll has tried yet."""
+    staff = _staff(states)
+    successes = [s.last_success_at for s in staff if s.last_success_at is not None]
+    total = len(staff) + len(pending)
+    check: Check = {"status": "ok", "staff": total, "staleness_s": staleness_s}
+    if not successes:
+        return check | {"status": "degraded", "detail": "no staff calendar synced yet"}
+    oldest = min(successes)
+    age = max(0.0, (now - oldest).total_seconds())
+    check |= {"oldest_success_at": _rfc3339(oldest), "age_s": round(age, 1)}
+    never = total - len(successes)
+    if never:
+        check |= {"status": "degraded", "detail": f"{never} staff calendar(s) never synced"}
+    elif age > staleness_s:
+        check |= {"status": "degraded", "detail": "older than staleness_s"}
+    return check
+
+
+def oldest_success_by_store(
+    states: Sequence[SyncState], pending: Sequence[tuple[int, int | None]] = ()
+) -> dict[int | None, dt.datetime | None]:
+    """Per store, the oldest last success of its staff calendars; None if one never had one
+    (``pending``: staff members no poll has tried yet)."""
+    oldest: dict[int | None, dt.datetime | None] = {store: None for _, store in pending}
+    for state in _staff(states):
+        store, success = state.merchant_id, state.last_success_at
+        if store in oldest and oldest[store] is None:
+            continue
+        if success is None:
+            oldest[store] = None
+        else:
+            previous = oldest.get(store)
+            oldest[store] = success if previous is None else min(previous, success)
+    return oldest
+
+
+def upstream_check(states: Sequence[SyncState]) -> Check:
+    """Whether Booxi answered the latest attempts (reference data, staff calendars)."""
+    scopes = [s for s in states if s.kind in ("staff", "reference") and s.last_attempt_at]
+    if not scopes:
+        return {"status": "unknown", "detail": "no sync attempt yet"}
+    failing = [s for s in scopes if _unreachable_at_last_attempt(s)]
+    successes = [s.last_success_at for s in scopes if s.last_success_at is not None]
+    check: Check = {"status": "ok"}
+    if successes:
+        check["last_success_at"] = _rfc3339(max(successes))
+    if failing:
+        latest = max(s.last_attempt_at for s in failing if s.last_attempt_at is not None)
+        check |= {
+            "status": "degraded",
+            "detail": "Booxi unreachable at the latest attempts",
+            "failing": len(failing),
+            "last_failure_at": _rfc3339(latest),
+        }
+    return check
+
+
+def _unreachable_at_last_attempt(state: SyncState) -> bool:
+    if not (state.last_error or "").startswith(UNAVAILABLE):
+        return False
+    return state.last_success_at is None or (
+        state.last_attempt_at is not None and state.last_attempt_at > state.last_success_at
+    )
+
+
+def _staff(states: Sequence[SyncState]) -> list[SyncState]:
+    return [s for s in states if s.kind == "staff"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _State:
+    states: list[SyncState]
+    pending: list[tuple[int, int | None]]
+    latest_webhook_at: dt.datetime | None
+
+
+async def _read_state(
+    engine: AsyncEngine, merchant_ids: Sequence[int], *, webhooks: bool
+) -> _State:
+    """The sync state of the stores in scope (all if ``merchant_ids`` is empty), and when
+    the newest webhook arrived, within the 2 s bound."""
+
+    def read(conn: Connection) -> _State:
+        return _State(
+            sync_state.list_current_sync_states(conn, merchant_ids),
+            sync_state.list_staff_never_attempted(conn, merchant_ids),
+            inbox.find_latest_received_at(conn) if webhooks else None,
+        )
+
+    async with asyncio.timeout(DATABASE_TIMEOUT_S), engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        return await conn.run_sync(read)
+
+
+def _rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]

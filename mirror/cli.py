@@ -354,19 +354,52 @@ def sim(
 
 @cli.command()
 @_host_option
-@_port_option
+@click.option(
+    "--port",
+    metavar="PORT",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="TCP port of the mirror.",
+)
+@click.option(
+    "--sim-port",
+    metavar="PORT",
+    type=click.IntRange(1, 65535),
+    default=8765,
+    show_default=True,
+    help="TCP port of the simulator.",
+)
 @_seed_option
-def demo(host: str, port: int, seed: int) -> None:
-    """Run the demo (for now: the simulator).
+@click.option(
+    "--db",
+    metavar="PATH",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="booxi-mirror-demo.db",
+    show_default=True,
+    help="The mirror's SQLite file (kept between runs).",
+)
+def demo(host: str, port: int, sim_port: int, seed: int, db: Path) -> None:
+    """Run the simulator and the mirror together, wired up.
 
-    Starts the Booxi simulator with generated keys and the default world. Once the
-    mirror's read API lands, the demo also starts the mirror beside it, syncing from
-    the simulator. Ctrl-C stops it.
+    The Booxi simulator serves a generated world; the mirror polls it every minute,
+    receives its webhooks and serves the Booxi API from an SQLite file. Keys are
+    generated and printed with example commands. Ctrl-C stops both.
     """
-    from simulator import SimSettings
+    from mirror.demo import Demo, DemoStartError, banner, run_demo
 
-    settings = SimSettings(partner_key=_generate_key(), merchant_key=_generate_key(), seed=seed)
-    _serve_simulator(settings, host, port, keys_given=(False, False))
+    if sim_port == port:
+        raise click.BadParameter("must differ from --port", param_hint="--sim-port")
+    setup = Demo(host=host, port=port, sim_port=sim_port, db=db, seed=seed)
+    for secret in setup.secrets():
+        logs.register_secret(secret)
+    try:
+        asyncio.run(run_demo(setup, ready=lambda staff_id: click.echo(banner(setup, staff_id))))
+    except KeyboardInterrupt:
+        pass
+    except DemoStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("Demo stopped.", err=True)
 
 
 def _valid_signing_secret(value: str | None) -> str | None:

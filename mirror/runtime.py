@@ -81,8 +81,18 @@ async def sync_once(
         )
 
 
-async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -> None:
-    """API, webhook receiver and poller in one process, until SIGTERM or SIGINT."""
+async def serve(
+    config: Config,
+    *,
+    ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """API, webhook receiver and poller in one process, until SIGTERM or SIGINT.
+
+    ``ready(url)`` is called once the API listens. With ``stop`` given, serving ends when
+    it is set, and the caller handles signals (as ``booxi-mirror demo`` does).
+    """
+    from api.access_log import AccessLogger
     from api.app import create_app
 
     async with open_runtime(config) as runtime:
@@ -95,12 +105,18 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
             reader=reader,
             booxi=runtime.client,
         )
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+            access_log_class=AccessLogger,
+        )
         await runner.setup()
         poller = Poller(runtime.client, runtime.writer, runtime.engine, config.sync)
-        stop = asyncio.Event()
+        signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+        stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.add_signal_handler(signum, stop.set)
         try:
             site = web.TCPSite(runner, config.api.host, config.api.port)
@@ -113,9 +129,9 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
             await stop.wait()
             log.info("serve.stopping")
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in signals:
                 loop.remove_signal_handler(signum)
-            poller.shutdown()
+            await poller.stop()  # a poll in flight is cut short, before the client closes
             await runner.cleanup()  # in-flight requests finish first
             await reader.close()
         log.info("serve.stopped")

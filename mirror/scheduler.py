@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,6 +57,8 @@ class Poller:
         self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self._merchants: dict[int, int | None] = {}
         self._failing: set[int] = set()
+        self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -73,7 +77,42 @@ class Poller:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
+    async def stop(self) -> None:
+        """Start no more jobs, cancel the running ones and wait until they have ended.
+
+        Cutting a poll short is safe: each of its transactions commits whole or not at
+        all, and the next start polls again. A job cancelled here ends quietly.
+        """
+        self._stopping = True
+        running = set(self._running)
+        self.shutdown()  # APScheduler cancels the jobs still running
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+            log.info("poll.stopped", extra={"cancelled_jobs": len(running)})
+
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        """Around each job: tracked for ``stop()``; cancelled by ``stop()``, it returns
+        instead of raising (APScheduler would log the cancellation as a failure)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
     async def refresh_reference(self) -> None:
+        with self._job():
+            await self._refresh_reference()
+
+    async def _refresh_reference(self) -> None:
         try:
             merchants = await refresh_reference_data(
                 self.client, self.writer, list(self.sync.merchant_ids)
@@ -108,6 +147,10 @@ class Poller:
         log.info("poll.schedule", extra={"staff": len(wanted), "added": len(new)})
 
     async def poll_staff(self, staff_id: int) -> None:
+        with self._job():
+            await self._poll_staff(staff_id)
+
+    async def _poll_staff(self, staff_id: int) -> None:
         async with self.engine.connect() as conn:
             state = await conn.run_sync(
                 sync_state.find_sync_state, sync_state.staff_scope(staff_id)

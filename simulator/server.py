@@ -15,10 +15,19 @@ log = logging.getLogger(__name__)
 
 
 async def run_simulator(
-    settings: SimSettings, host: str, port: int, *, ready: Callable[[str], None] | None = None
+    settings: SimSettings,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[str], None] | None = None,
+    app: web.Application | None = None,
 ) -> None:
-    """Serve ``create_app(settings)`` on ``host:port``; call ``ready(base_url)`` once up."""
-    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    """Serve ``create_app(settings)`` on ``host:port``; call ``ready(base_url)`` once up.
+
+    ``app``: an application made beforehand with ``create_app(settings)``, to serve instead
+    (the demo reads its world before serving it).
+    """
+    runner = web.AppRunner(app if app is not None else create_app(settings), handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -6,7 +6,8 @@ Knows nothing of HTTP or of Booxi's API, only of Booxi's JSON objects. Public na
   ``InboxEvent``...); ``storage.rows``: Booxi JSON to column values.
 - ``storage.engine.make_engine(url)``; ``storage.migrate.upgrade(engine)``.
 - ``storage.writer.Writer``: the single writer (group commit, one transaction per hand-off).
-- ``storage.bookings``, ``storage.reference``, ``storage.sync_state``, ``storage.inbox``:
+- ``storage.bookings``, ``storage.reference``, ``storage.sync_state``, ``storage.inbox``,
+  ``storage.idempotency`` (results of writes sent with an ``Idempotency-Key``):
   synchronous functions of a ``Connection``, run by the writer (``upsert_*``,
   ``record_*``, ``find_*``, ``list_*``).
 - ``storage.dialect``: the only place that tells SQLite and PostgreSQL apart.

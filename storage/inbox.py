@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from storage.dialect import insert_ignoring_conflicts
@@ -36,3 +37,9 @@ def count_duplicates(conn: Connection, event_ids: Sequence[str]) -> None:
 
 def store_events(conn: Connection, rows: Sequence[Json]) -> None:
     insert_ignoring_conflicts(conn, INBOX, rows)
+
+
+def find_latest_received_at(conn: Connection) -> dt.datetime | None:
+    """When the newest event in the inbox arrived; None if the inbox is empty."""
+    latest: dt.datetime | None = conn.execute(select(func.max(INBOX.c.received_at))).scalar()
+    return latest

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
-from storage.models import SyncState
+from storage.models import Staff, SyncState
 
 SYNC_STATE = SyncState.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
 MAX_ERROR = 500
 
 
@@ -97,3 +99,39 @@ def record_failure(
         ["scope"],
     )
     return failures
+
+
+def list_current_sync_states(conn: Connection, merchant_ids: Sequence[int] = ()) -> list[SyncState]:
+    """Every unit of sync work that still counts for freshness, by scope.
+
+    A staff member that Booxi no longer lists (removed from ``staff`` by a reference
+    refresh) keeps its ``staff:<id>`` row, which would hold freshness down for ever: it
+    is left out. A staff row counts while the ``staff`` table holds the staff member, or
+    holds no one of that store at all (staff polled before any reference refresh); with
+    ``merchant_ids``, only staff rows of those stores count.
+    """
+    held = select(STAFF.c.id).where(STAFF.c.id == SYNC_STATE.c.staff_id).exists()
+    store_known = select(STAFF.c.id).where(STAFF.c.merchant_id == SYNC_STATE.c.merchant_id)
+    staff = held | ~store_known.exists()
+    if merchant_ids:
+        staff &= SYNC_STATE.c.merchant_id.in_(list(merchant_ids))
+    result = conn.execute(
+        select(SYNC_STATE)
+        .where((SYNC_STATE.c.kind != "staff") | staff)
+        .order_by(SYNC_STATE.c.scope)
+    )
+    return [SyncState.model_validate(row._asdict()) for row in result]
+
+
+def list_staff_never_attempted(
+    conn: Connection, merchant_ids: Sequence[int] = ()
+) -> list[tuple[int, int | None]]:
+    """(staff id, merchant id) of staff members the mirror holds, optionally of some
+    stores, whose calendar no poll has tried yet."""
+    attempted = select(SYNC_STATE.c.scope).where(
+        SYNC_STATE.c.kind == "staff", SYNC_STATE.c.staff_id == STAFF.c.id
+    )
+    query = select(STAFF.c.id, STAFF.c.merchant_id).where(~attempted.exists())
+    if merchant_ids:
+        query = query.where(STAFF.c.merchant_id.in_(list(merchant_ids)))
+    return [(row.id, row.merchant_id) for row in conn.execute(query.order_by(STAFF.c.id))]

@@ -99,11 +99,17 @@ def test_demo_help_says_what_it_starts() -> None:
     result = run_cli("demo", "--help")
 
     assert result.exit_code == 0
-    assert "--host" in result.output
-    assert "--port" in result.output
-    assert "--seed" in result.output
-    assert "simulator" in result.output
-    assert "mirror beside it" in result.output
+    listed = [line.split()[0] for line in result.output.splitlines() if line.startswith("  --")]
+    assert listed == ["--host", "--port", "--sim-port", "--seed", "--db"]
+    assert "Run the simulator and the mirror together" in result.output
+
+
+def test_demo_refuses_one_port_for_both() -> None:
+    result = run_cli("demo", "--port", "9000", "--sim-port", "9000")
+
+    assert result.exit_code == 2
+    assert "--sim-port" in result.stderr
+    assert "must differ from --port" in result.stderr
 
 
 # config check / config show

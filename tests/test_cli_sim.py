@@ -9,8 +9,10 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -39,9 +41,11 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def run_sim(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Running]:
+async def run_sim(
+    *args: str, env: dict[str, str] | None = None, port: int | None = None, cwd: Path | None = None
+) -> AsyncIterator[Running]:
     """Start the CLI, wait for its banner, stop it with Ctrl-C (SIGINT) at the end."""
-    port = _free_port()
+    port = port or _free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -52,6 +56,7 @@ async def run_sim(*args: str, env: dict[str, str] | None = None) -> AsyncIterato
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**clean, **(env or {})},
+        cwd=cwd,
     )
     assert process.stdout is not None
     lines: list[str] = []
@@ -60,7 +65,8 @@ async def run_sim(*args: str, env: dict[str, str] | None = None) -> AsyncIterato
             while not lines or "Ctrl-C stops it." not in lines[-1]:
                 line = await process.stdout.readline()
                 if not line:
-                    raise AssertionError("the simulator exited before its banner")
+                    stderr = await process.stderr.read() if process.stderr else b""
+                    raise AssertionError(f"exited before its banner: {stderr.decode()[-2000:]}")
                 lines.append(line.decode())
         yield Running(process, "".join(lines), port)
     finally:
@@ -134,15 +140,93 @@ async def test_sim_takes_keys_and_secrets_from_the_environment() -> None:
         assert response.status == 200
 
 
-async def test_demo_starts_the_simulator() -> None:
-    async with run_sim("demo") as sim:
-        key = sim.banner_value("partner key")
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{sim.api}/staff/list", headers={"Booxi-PartnerKey": key}) as response,
-        ):
-            assert response.status == 200
-            assert len((await response.json())["staffs"]) == 15
+async def test_demo_runs_the_simulator_and_the_mirror_wired_together(tmp_path: Path) -> None:
+    port, sim_port = _free_port(), _free_port()
+    db = tmp_path / "demo.db"
+    async with run_sim("demo", f"--sim-port={sim_port}", f"--db={db}", port=port) as demo:
+        mirror = f"http://127.0.0.1:{port}"
+        sim = f"http://127.0.0.1:{sim_port}"
+        api_key = demo.banner_value("mirror API key")
+        partner_key = demo.banner_value("partner key")
+        assert api_key != partner_key
+        assert demo.banner_value("mirror API") == f"{mirror}/booking/v1"
+        assert demo.banner_value("simulator API") == f"{sim}/booking/v1"
+        for label, path in (("readiness", "/readyz"), ("metrics", "/metrics")):
+            assert demo.banner_value(label) == mirror + path
+        assert demo.banner_value("OpenAPI") == mirror + "/openapi.json"
+        curls = [line.strip() for line in demo.banner.splitlines() if "curl " in line]
+        auth = f"curl -H 'Authorization: Bearer {api_key}' "
+        assert curls[1:] == [
+            auth + f"'{mirror}/booking/v1/staff/list'",
+            next(c for c in curls if "/calendar?staffId=" in c),
+            f"curl '{mirror}/readyz'",
+        ]
+        calendar = re.search(r"staffId=(\d+)&from=(\S+?)&to=(\S+?)&", curls[2])
+        assert calendar
+        start, end = (dt.datetime.fromisoformat(t) for t in calendar.group(2, 3))
+        assert end - start == dt.timedelta(days=7)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{mirror}/readyz") as response:
+                assert response.status == 200
+                assert (await response.json())["status"] in ("ready", "degraded")
+            for _ in range(10):  # the mirror polls with the same key: fair use may say wait
+                async with session.get(
+                    f"{sim}/booking/v1/staff/list", headers={"Booxi-PartnerKey": partner_key}
+                ) as response:
+                    status, body = response.status, await response.json()
+                    if status != 429:
+                        break
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            assert status == 200, body
+            staffs = body["staffs"]
+            assert len(staffs) == 15
+            assert int(calendar.group(1)) in {s["id"] for s in staffs}
+            async with session.get(f"{mirror}/booking/v1/staff/list") as response:
+                assert response.status == 401
+            async with session.get(
+                f"{mirror}/booking/v1/staff/list", headers={"Authorization": f"Bearer {api_key}"}
+            ) as response:
+                assert response.status in (200, 501)  # 501 until the read API is in
+            # webhooks are wired: the simulator's changes reach the mirror's inbox
+            async with session.post(f"{sim}/_sim/mutate", json={"count": 3, "seed": 1}) as r:
+                assert r.status == 200
+            async with session.post(f"{sim}/_sim/webhooks/drain?timeout=20") as r:
+                assert r.status == 200
+            async with session.get(f"{sim}/_sim/webhooks") as r:
+                stats = (await r.json())["stats"]
+            assert stats["delivered"] >= 3
+            assert not stats.get("failed_attempts") and not stats.get("gave_up")
+            async with session.get(f"{mirror}/metrics") as response:
+                assert "\nbooxi_mirror_webhook_lag_seconds " in await response.text()
+        demo.process.send_signal(signal.SIGINT)
+        _, stderr = await demo.process.communicate()
+        assert demo.process.returncode == 0, stderr.decode()[-2000:]
+        assert b"Traceback" not in stderr
+        for key in (api_key, partner_key):
+            assert key.encode() not in stderr  # logs never carry the keys
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM inbox_event").fetchone()[0] >= 3
+
+
+async def test_demo_on_a_busy_port_is_one_error_line(tmp_path: Path) -> None:
+    async with run_sim("sim", "--stores", "1") as sim:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mirror",
+            "demo",
+            f"--port={_free_port()}",
+            f"--sim-port={sim.port}",
+            f"--db={tmp_path / 'demo.db'}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"Error: cannot serve the simulator on 127.0.0.1:{sim.port}: ")
+    assert b"Traceback" not in stderr
 
 
 async def test_sim_on_a_busy_port_is_one_error_line() -> None:

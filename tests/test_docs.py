@@ -104,7 +104,7 @@ def test_readme_mentions_every_cli_command() -> None:
         assert f"booxi-mirror {path}" in readme, path
 
 
-@pytest.mark.parametrize("args", [(), ("sim",)], ids=["booxi-mirror", "sim"])
+@pytest.mark.parametrize("args", [(), ("sim",), ("demo",)], ids=["booxi-mirror", "sim", "demo"])
 def test_readme_help_output_is_current(args: tuple[str, ...]) -> None:
     command = " ".join(("booxi-mirror", *args, "--help"))
 

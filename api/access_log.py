@@ -1,0 +1,48 @@
+"""The mirror's access log: one structured ``http.request`` line per request.
+
+Fields (in ``extra=``, so the JSON formatter of ``mirror.logs`` makes them keys):
+``method``, ``route`` (the route's name in ``api.routes``, ``unmatched`` for a path no
+route serves), ``path``, ``status``, ``duration_ms``, ``remote`` and ``bytes`` (body
+bytes sent). The query string is never logged: its values can be e-mail addresses and
+phone numbers (``GET /client?email=...``); nor is any header.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+
+
+class AccessLogger(AbstractAccessLogger):
+    """For ``web.AppRunner(app, access_log_class=AccessLogger)``; logs to the runner's
+    access logger (``aiohttp.access``) at INFO."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "http.request",
+            extra={
+                "method": request.method,
+                "route": _route_name(request) or "unmatched",
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round(time * 1000, 2),
+                "remote": request.remote,
+                "bytes": response.body_length,
+            },
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def _route_name(request: BaseRequest) -> str | None:
+    if not isinstance(request, web.Request):
+        return None
+    try:
+        return request.match_info.route.name
+    except AssertionError:  # the request failed before routing (a malformed request line)
+        return None

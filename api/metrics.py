@@ -1,0 +1,208 @@
+"""The mirror's Prometheus metrics, in a ``CollectorRegistry`` of each application's own
+(several applications run in one test process; the global registry would mix them).
+
+- ``booxi_mirror_http_request_duration_seconds{route,method,status_class}``: observed
+  by ``Metrics.middleware()`` for every request; ``route`` is the route's name in
+  ``api.routes`` (``unmatched`` for a path no route serves), ``status_class`` is ``2xx``,
+  ``4xx``... (a request whose client went away before the answer counts as ``4xx``, 499).
+- Computed at each scrape from a ``Snapshot`` the ``/metrics`` handler reads first
+  (collectors are synchronous; the database is not): sync lag per store, webhook lag,
+  and the Booxi client's and its rate budget's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from mirror.budget import BudgetStats
+
+PREFIX = "booxi_mirror_"
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_GONE = 499  # nginx's "client closed request"
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What one scrape reports beyond the request histogram.
+
+    ``store_oldest`` maps a store id (None if unknown) to the oldest last success among
+    its staff calendars, None when one of them never succeeded. ``upstream`` is the Booxi
+    client's ``stats`` counter and ``budget`` its rate budget's; None without a client.
+    """
+
+    now: dt.datetime
+    store_oldest: Mapping[int | None, dt.datetime | None] = dataclasses.field(default_factory=dict)
+    latest_webhook_at: dt.datetime | None = None
+    upstream: Counter[str] | None = None
+    budget: BudgetStats | None = None
+
+
+class Metrics:
+    """One application's registry: the request histogram and the scrape-time collector."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_duration = Histogram(
+            PREFIX + "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route name, method and status class.",
+            ("route", "method", "status_class"),
+            registry=self.registry,
+            buckets=BUCKETS,
+        )
+        self._scrape = _ScrapeCollector()
+        self.registry.register(self._scrape)
+        self._children: dict[tuple[str, str, str], Histogram] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        labels = (route, method if method in METHODS else "other", f"{status // 100}xx")
+        child = self._children.get(labels)
+        if child is None:  # labels() takes a lock and builds a key: once per combination
+            child = self._children[labels] = self.request_duration.labels(*labels)
+        child.observe(seconds)
+
+    def middleware(self) -> Middleware:
+        """Times every request, from the outermost layer (after errors became answers)."""
+
+        @web.middleware
+        async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as error:
+                status = error.status
+                raise
+            except asyncio.CancelledError:  # the client went away before the answer
+                status = CLIENT_GONE
+                raise
+            finally:
+                route = request.match_info.route.name or "unmatched"
+                self.observe(route, request.method, status, time.perf_counter() - started)
+
+        return request_metrics
+
+    def render(self, snapshot: Snapshot, accept: str = "") -> tuple[bytes, str]:
+        """The exposition (text format, or OpenMetrics if ``accept`` asks) and its type."""
+        encoder, content_type = choose_encoder(accept)
+        self._scrape.snapshot = snapshot  # no await until it is cleared: one scrape at a time
+        try:
+            return encoder(self.registry), content_type
+        finally:
+            self._scrape.snapshot = None
+
+
+class _ScrapeCollector(Collector):
+    """Yields the families of the current ``Snapshot`` (none outside a scrape)."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return list(_families(None))
+
+    def collect(self) -> Iterable[Metric]:
+        if self.snapshot is None:
+            return []
+        return list(_families(self.snapshot))
+
+
+def _families(snapshot: Snapshot | None) -> Iterator[Metric]:
+    lag = GaugeMetricFamily(
+        PREFIX + "sync_lag_seconds",
+        "Seconds since the oldest last successful calendar poll among a store's staff "
+        "(+Inf while one of them has never been polled successfully).",
+        labels=("merchant_id",),
+    )
+    webhook = GaugeMetricFamily(
+        PREFIX + "webhook_lag_seconds",
+        "Seconds since the newest webhook event arrived (absent before the first).",
+    )
+    if snapshot is not None:
+        for merchant_id, oldest in sorted(
+            snapshot.store_oldest.items(), key=lambda item: (item[0] is None, item[0] or 0)
+        ):
+            seconds = math.inf if oldest is None else _seconds(snapshot.now - oldest)
+            lag.add_metric(["unknown" if merchant_id is None else str(merchant_id)], seconds)
+        if snapshot.latest_webhook_at is not None:
+            webhook.add_metric([], _seconds(snapshot.now - snapshot.latest_webhook_at))
+    yield lag
+    yield webhook
+    if snapshot is None:  # describe(): every family, no sample
+        yield from _upstream(Counter())
+        yield from _budget(None)
+        return
+    if snapshot.upstream is not None:
+        yield from _upstream(snapshot.upstream)
+    if snapshot.budget is not None:
+        yield from _budget(snapshot.budget)
+
+
+def _upstream(stats: Counter[str]) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        PREFIX + "upstream_requests", "Requests sent to Booxi, by method.", labels=("method",)
+    )
+    errors = CounterMetricFamily(
+        PREFIX + "upstream_errors",
+        "Failed Booxi requests, by kind (unavailable, rate_limited, rejected...).",
+        labels=("kind",),
+    )
+    retries = CounterMetricFamily(PREFIX + "upstream_retries", "Booxi requests retried.")
+    for name, count in sorted(stats.items()):
+        if name.startswith("requests."):
+            requests.add_metric([name.removeprefix("requests.")], count)
+        elif name.startswith("error."):
+            errors.add_metric([name.removeprefix("error.")], count)
+    retries.add_metric([], stats.get("retries", 0))
+    yield from (requests, errors, retries)
+
+
+def _budget(stats: BudgetStats | None) -> Iterator[Metric]:
+    granted = CounterMetricFamily(
+        PREFIX + "rate_limit_granted",
+        "Requests the fair-use budget let through, by priority.",
+        labels=("priority",),
+    )
+    waited = CounterMetricFamily(
+        PREFIX + "rate_limit_waits",
+        "Requests that had to wait for the fair-use budget, by priority.",
+        labels=("priority",),
+    )
+    wait_s = CounterMetricFamily(
+        PREFIX + "rate_limit_wait_seconds",
+        "Time spent waiting for the fair-use budget, by priority.",
+        labels=("priority",),
+    )
+    pauses = CounterMetricFamily(
+        PREFIX + "rate_limit_pauses", "Pauses of every request after a 429 from Booxi."
+    )
+    queued = GaugeMetricFamily(
+        PREFIX + "rate_limit_queued", "Requests waiting for the fair-use budget now."
+    )
+    if stats is not None:
+        for priority in sorted(stats.granted_by_priority):
+            granted.add_metric([priority], stats.granted_by_priority[priority])
+            waited.add_metric([priority], stats.waited_by_priority.get(priority, 0))
+            wait_s.add_metric([priority], stats.wait_s_by_priority.get(priority, 0.0))
+        pauses.add_metric([], stats.pauses)
+        queued.add_metric([], stats.queued)
+    yield from (granted, waited, wait_s, pauses, queued)
+
+
+def _seconds(delta: dt.timedelta) -> float:
+    return max(0.0, delta.total_seconds())
