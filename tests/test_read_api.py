@@ -210,3 +210,102 @@ async def test_a_key_for_one_store_sees_nothing_of_another(
             )
         )[0] in (403, 404)
     await client.close()
+
+
+async def test_bookings_written_through_the_mirror_read_back_at_once(
+    make_sim, store: Store, make_mirror_app
+) -> None:
+    sim, app, client = await _synced(make_sim, store, make_mirror_app)
+    staff = next(iter(sim.world.staff.values()))
+    service = next(
+        s
+        for s in sim.world.services.values()
+        if s["merchantId"] == staff["merchantId"] and s["bookingMethod"] == "Appointment"
+    )
+    start = (NOW + dt.timedelta(days=3)).replace(minute=0, second=0)
+    while sim.world.conflict_for(
+        staff["id"],
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ):
+        start += dt.timedelta(minutes=30)
+    window = calendar_params(
+        staff["id"], start - dt.timedelta(days=1), start + dt.timedelta(days=2)
+    )
+    base = app.url + "/booking/v1"
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+
+        async def read_back(booking_id: str) -> tuple[dict, list[dict]]:
+            async with session.get(f"{base}/booking/{booking_id}") as response:
+                assert response.status == 200
+                booking = (await response.json())["booking"]
+            pages, _ = await _pages(session, base + "/calendar", window, {})
+            return booking, [
+                e for p in pages for e in p["calendarEvents"] if e.get("bookingId") == booking_id
+            ]
+
+        async with session.post(
+            f"{base}/booking",
+            json={
+                "merchantId": staff["merchantId"],
+                "bookingMethod": "Appointment",
+                "startsOn": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "staffId": staff["id"],
+                "items": [{"serviceId": service["id"]}],
+                "client": {"id": next(iter(sim.world.clients))},
+            },
+        ) as response:
+            assert response.status == 200
+            created = (await response.json())["booking"]
+        booking, events = await read_back(created["bookingId"])
+        assert booking == created
+        assert [e["start"] for e in events] == [created["startsOn"]]
+        moved = start + dt.timedelta(hours=1)
+        while sim.world.conflict_for(
+            staff["id"],
+            moved.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            (moved + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ignore=created["bookingId"],
+        ):
+            moved += dt.timedelta(minutes=30)
+        async with session.put(
+            f"{base}/booking/{created['bookingId']}",
+            json={"startsOn": moved.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        ) as r:
+            assert r.status == 200
+            rescheduled = (await r.json())["booking"]
+        booking, events = await read_back(created["bookingId"])
+        assert booking == rescheduled
+        assert [e["start"] for e in events] == [rescheduled["startsOn"]]
+        async with session.put(
+            f"{base}/booking/{created['bookingId']}", json={"status": "Cancelled"}
+        ) as r:
+            assert r.status == 200
+        booking, events = await read_back(created["bookingId"])
+        assert booking["status"] == "Cancelled" and events == []
+    await client.close()
+
+
+async def test_outage_every_covered_read_answers_marked_stale(
+    make_sim, store: Store, make_mirror_app
+) -> None:
+    sim, app, client = await _synced(make_sim, store, make_mirror_app)
+    booking = next(b for b in sim.world.bookings.values() if b["status"] != "Cancelled")
+    base = app.url + "/booking/v1"
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        async with session.get(f"{base}/booking", params={"clientId": booking["client"]["id"]}):
+            pass  # the client's history is filled while Booxi answers
+        await sim.control("POST", "/_sim/faults", {"outage": True})
+        async with booxi_client(sim, timeout_s=1, max_attempts=1) as down:
+            assert not (await run_pass(down, store.writer, store.engine, horizon_days=60)).ok
+        for path, params in (
+            ("/calendar", calendar_params(booking["staffId"], NOW, NOW + dt.timedelta(days=3))),
+            (f"/booking/{booking['bookingId']}", None),
+            ("/booking", {"clientId": booking["client"]["id"]}),
+            ("/staff/list", None),
+            ("/merchant/list", None),
+        ):
+            async with session.get(base + path, params=params) as response:
+                assert response.status == 200, (path, await response.text())
+                assert response.headers["Cache-Status"] == "booxi-mirror; hit; detail=stale", path
+    await client.close()
