@@ -8,9 +8,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import openapi
 from api.errors import error_middleware
-from api.keys import BOOXI, CONFIG, ENGINE, FILL_LOCKS, METRICS, OPENAPI, READER, WRITER
+from api.keys import (
+    BOOXI,
+    CONFIG,
+    ENGINE,
+    FILL_LOCKS,
+    METRICS,
+    NO_RETENTION,
+    OPENAPI,
+    READER,
+    WRITER,
+)
 from api.metrics import Metrics
 from api.middleware import booxi_api_middleware
+from api.retention_marks import PendingNoRetention
 from api.routes import ROUTES
 from mirror.client import BooxiClient
 from mirror.config import Config
@@ -39,6 +50,7 @@ def create_app(
     app[ENGINE] = engine
     app[WRITER] = writer
     app[FILL_LOCKS] = {}
+    app[NO_RETENTION] = PendingNoRetention()
     if reader is not None:
         app[READER] = reader
     if booxi is not None:

@@ -24,6 +24,7 @@ class Principal:
     name: str
     merchant_ids: frozenset[int] | None
     scopes: frozenset[str]
+    retain_pii: bool = True
 
     @classmethod
     def of(cls, key: ApiKey) -> Principal:
@@ -32,7 +33,7 @@ class Principal:
             if key.merchant_ids == ("*",)
             else frozenset(m for m in key.merchant_ids if isinstance(m, int))
         )
-        return cls(key.name, stores, frozenset(key.scopes))
+        return cls(key.name, stores, frozenset(key.scopes), key.retain_pii)
 
     def sees(self, merchant_id: int | None) -> bool:
         return self.merchant_ids is None or (

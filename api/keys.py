@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.metrics import Metrics
+from api.retention_marks import PendingNoRetention
 from mirror.client import BooxiClient
 from mirror.config import Config
 from storage.reader import Reader
@@ -19,3 +20,4 @@ READER = web.AppKey("reader", Reader)
 FILL_LOCKS = web.AppKey("fill_locks", dict)
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the OpenAPI document, as served
+NO_RETENTION = web.AppKey("no_retention", PendingNoRetention)

@@ -8,12 +8,13 @@ that transaction is committed. The answer says what the event did:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from aiohttp import web
 
 from api.errors import ApiError
-from api.keys import CONFIG, WRITER
+from api.keys import CONFIG, NO_RETENTION, WRITER
 from mirror.webhooks import (
     MalformedEventError,
     WebhookAuthError,
@@ -37,6 +38,11 @@ async def receive(request: web.Request) -> web.Response:
     except MalformedEventError as error:
         log.warning("webhook.malformed", extra={"reason": str(error)})
         raise ApiError(400, f"malformed webhook event: {error}") from None
+    marks = request.app[NO_RETENTION]
+    if marks.matches((event.booking or {}).get("client")) or marks.matches(
+        event.content.get("client")
+    ):
+        event = dataclasses.replace(event, retain=False)
     outcome = await request.app[WRITER].run_batched(apply_events, event)
     log.info(
         "webhook.received",

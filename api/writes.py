@@ -55,7 +55,7 @@ from api import written
 from api.auth import principal
 from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
 from api.idempotency import Claim, claim_for
-from api.keys import BOOXI, ENGINE, WRITER
+from api.keys import BOOXI, ENGINE, NO_RETENTION, WRITER
 from api.written import Job
 from mirror.booxi_errors import BooxiUnavailable
 from mirror.booxi_http import Response
@@ -80,10 +80,22 @@ Check = Callable[[], Awaitable[None]]
 # ---- handlers ---------------------------------------------------------------------
 
 
+RETENTION_HEADER = "Booxi-Mirror-Retention"
+
+
 async def create_booking(request: web.Request) -> web.StreamResponse:
+    """``Booxi-Mirror-Retention: none`` (or a key with ``retain_pii = false``): the booking
+    goes to Booxi with the client's data, but the mirror keeps none of it."""
     body, data = await _json_body(request)
+    retention = request.headers.get(RETENTION_HEADER, "full").strip().lower()
+    if retention not in ("none", "full"):
+        raise bad_request(f"{RETENTION_HEADER} must be none or full")
     check = functools.partial(_check_body_store, request, _body_merchant(data))
-    return await _write(request, "booking-create", "/booking", body, check, written.booking_job)
+    save: Saver = written.booking_job
+    if retention == "none" or not principal(request).retain_pii:
+        request.app[NO_RETENTION].add(data.get("client"))
+        save = functools.partial(written.booking_job, retain=False)
+    return await _write(request, "booking-create", "/booking", body, check, save)
 
 
 async def update_booking(request: web.Request) -> web.StreamResponse:
@@ -113,9 +125,10 @@ async def update_client(request: web.Request) -> web.StreamResponse:
 
 
 async def delete_client(request: web.Request) -> web.StreamResponse:
+    """A client deleted through the mirror is erased from it at once (see mirror.privacy)."""
     client_id = _int_id(request, "clientId")
     save = functools.partial(written.deleted_client_job, client_id)
-    return await _write(
+    response = await _write(
         request,
         "client-delete",
         f"/client/{client_id}",
@@ -123,6 +136,9 @@ async def delete_client(request: web.Request) -> web.StreamResponse:
         _client_check(request, client_id),
         save,
     )
+    if 200 <= response.status <= 299:
+        await request.app[WRITER].checkpoint()  # nothing of them left in the WAL either
+    return response
 
 
 async def put_module_link(request: web.Request) -> web.StreamResponse:

@@ -16,15 +16,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from storage import bookings, reference
+from storage import bookings, erasure, reference
 from storage.errors import MalformedError
 from storage.rows import Json, booking_row, client_link_row, client_row, group_event_row
 
 Job = Callable[[Connection], None]
 
 
-def booking_job(body: bytes, now: dt.datetime) -> Job:
-    """``{"booking": {...}, "groupEvents": [...]}`` of ``POST``/``PUT /booking``."""
+def booking_job(body: bytes, now: dt.datetime, *, retain: bool = True) -> Job:
+    """``{"booking": {...}, "groupEvents": [...]}`` of ``POST``/``PUT /booking``; with
+    ``retain=False`` the booking and its client are blocked before anything is stored."""
     data = _object(body)
     booking = data.get("booking")
     if not isinstance(booking, dict):
@@ -33,6 +34,8 @@ def booking_job(body: bytes, now: dt.datetime) -> Job:
     groups = [group_event_row(g, "write", now) for g in _list(data, "groupEvents")]
 
     def job(conn: Connection) -> None:
+        if not retain:
+            erasure.block_booking(conn, row["booking_id"], row["client_id"], now)
         if bookings.upsert_bookings(conn, [row], strictly_newer=False):
             bookings.replace_derived_events(conn, [booking], source="write", now=now)
         bookings.upsert_group_events(conn, groups)
@@ -73,7 +76,7 @@ def deleted_client_job(client_id: int, body: bytes, now: dt.datetime) -> Job:
     """
 
     def job(conn: Connection) -> None:
-        reference.delete_client(conn, client_id)
+        erasure.erase_client(conn, client_id, now)
 
     return job
 

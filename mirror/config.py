@@ -110,6 +110,7 @@ class ApiKey(_Section):
     key: NonEmptySecret
     merchant_ids: tuple[int, ...] | tuple[Literal["*"]] = ("*",)
     scopes: tuple[Literal["read", "write"], ...] = ("read",)
+    retain_pii: bool = True
 
     @field_validator("merchant_ids", mode="before")
     @classmethod

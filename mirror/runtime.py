@@ -125,7 +125,7 @@ async def serve(
             log.info("serve.started", extra={"url": url})
             if ready is not None:
                 ready(url)
-            poller.start()
+            poller.start(retention_days=config.privacy.retention_days)
             await stop.wait()
             log.info("serve.stopping")
         finally:

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mirror import privacy
 from mirror.booxi_errors import BooxiError
 from mirror.client import BooxiClient
 from mirror.config import SyncConfig
@@ -34,6 +35,7 @@ from storage.writer import Writer
 log = logging.getLogger(__name__)
 
 REFERENCE_JOB = "reference"
+RETENTION_INTERVAL_S = 6 * 3600
 MAX_BACKOFF_INTERVALS = 4
 
 
@@ -60,7 +62,20 @@ class Poller:
         self._running: set[asyncio.Task[object]] = set()
         self._stopping = False
 
-    def start(self) -> None:
+    def start(self, *, retention_days: int | None = None) -> None:
+        """Schedule the jobs; with ``retention_days``, retention too (every 6 hours, the
+        first a minute after start)."""
+        if retention_days is not None:
+            self.scheduler.add_job(
+                self.enforce_retention,
+                "interval",
+                seconds=RETENTION_INTERVAL_S,
+                args=[retention_days],
+                id="retention",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=utcnow() + dt.timedelta(minutes=1),
+            )
         self.scheduler.add_job(
             self.refresh_reference,
             "interval",
@@ -107,6 +122,10 @@ class Poller:
         finally:
             if task is not None:
                 self._running.discard(task)
+
+    async def enforce_retention(self, days: int) -> None:
+        with self._job():
+            await privacy.enforce_retention(self.writer, days)
 
     async def refresh_reference(self) -> None:
         with self._job():

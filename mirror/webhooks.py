@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mirror.config import WebhookConfig
-from storage import bookings, inbox, reference
+from storage import bookings, erasure, inbox, pii, reference
 from storage.errors import MalformedError
 from storage.rows import Json, booking_row, client_link_row, client_row
 from storage.times import utcnow
@@ -58,6 +58,7 @@ class WebhookEvent:
     booking_row: Json | None = None
     client: Json | None = None
     links: tuple[Json, ...] = ()
+    retain: bool = True  # False: a booking made without retention (see api.retention_marks)
 
 
 def verify(config: WebhookConfig, body: bytes, headers: Mapping[str, str]) -> str:
@@ -162,6 +163,14 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             fresh.append(index)
     inbox.count_duplicates(conn, [r for r in repeats if r in stored])
 
+    for i in fresh:
+        event = events[i]
+        if not event.retain and event.booking_row is not None:
+            erasure.block_booking(
+                conn, event.booking_row["booking_id"], event.booking_row["client_id"], now
+            )
+        elif not event.retain and event.client is not None:
+            pii.block(conn, "client", [event.client["id"]], "no_retention", now)
     with_booking = [i for i in fresh if events[i].booking_row is not None]
     rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
     written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
@@ -188,7 +197,11 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
         if outcomes[i]:
             continue
         if event.event_type == "client.deleted" and event.client is not None:
-            reference.delete_client(conn, event.client["id"])
+            erasure.erase_client(conn, event.client["id"], now)
+            outcomes[i] = "applied"
+        elif event.client is not None and _anonymized(event.client):
+            erasure.erase_client(conn, event.client["id"], now, delete=False)
+            reference.upsert_clients(conn, [{**event.client, "synced_at": now}])
             outcomes[i] = "applied"
         elif event.client is not None:
             written_clients = reference.upsert_clients(conn, [{**event.client, "synced_at": now}])
@@ -224,3 +237,64 @@ def _inbox_row(event: WebhookEvent, outcome: str, now: Any) -> Json:
         "duplicates": 0,
         "body": event.body,
     }
+
+
+def _anonymized(client_row: Json) -> bool:
+    """A client whose names and contacts Booxi blanked: anonymized upstream."""
+    return not any(
+        client_row.get(c)
+        for c in ("first_name", "last_name", "email", "phone_home", "phone_mobile")
+    )
+
+
+def reapply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
+    """Apply events already in the inbox again (``booxi-mirror inbox replay``); their
+    outcomes, in order: ``applied``, ``stale`` (nothing to change) or ``ignored``.
+
+    As ``apply_events``, without the duplicate check and without touching the inbox (its
+    rows keep their first outcome). Nothing is written unless strictly newer than what
+    the mirror holds: bookings by ``modifiedOn``, and clients and module links too (see
+    ``storage.replay``), so replaying twice changes nothing the second time. An old event
+    can still bring back what the mirror no longer holds (a booking deleted since, a
+    client deleted since): replay is an operator's repair, scoped with ``--since`` or
+    ``--event``. Personal data stays out wherever ``apply_events`` keeps it out: blocked
+    clients and bookings are stored stripped (``storage.pii``), ``client.deleted`` erases
+    again and an anonymized client is erased again (``stale`` once done).
+    """
+    from storage import replay
+
+    now = utcnow()
+    outcomes: list[str] = [""] * len(events)
+    with_booking = [i for i, e in enumerate(events) if e.booking_row is not None]
+    rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
+    written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
+    newest: dict[str, int] = {}
+    for i in with_booking:
+        row = _row(events[i])
+        best = newest.get(row["booking_id"])
+        if best is None or row["modified_on"] > _row(events[best])["modified_on"]:
+            newest[row["booking_id"]] = i
+    applied = {i for booking_id, i in newest.items() if booking_id in written}
+    for i in with_booking:
+        outcomes[i] = "applied" if i in applied else "stale"
+    bookings.replace_derived_events(
+        conn,
+        [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
+        source="webhook",
+        now=now,
+    )
+    links = [{**link, "synced_at": now} for event in events for link in event.links]
+    reference.upsert_links(conn, replay.fresher_links(conn, links))
+    for i, event in enumerate(events):
+        if outcomes[i] or event.client is None:
+            continue
+        if event.event_type == "client.deleted":
+            held = replay.client_held(conn, event.client["id"])
+            erasure.erase_client(conn, event.client["id"], now)
+            outcomes[i] = "applied" if held else "stale"
+            continue
+        if _anonymized(event.client):  # blocked and stripped again: a no-op once done
+            erasure.erase_client(conn, event.client["id"], now, delete=False)
+        fresher = replay.fresher_clients(conn, [{**event.client, "synced_at": now}])
+        outcomes[i] = "applied" if reference.upsert_clients(conn, fresher) else "stale"
+    return [outcome or "ignored" for outcome in outcomes]

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, delete, select
 from sqlalchemy.engine import Connection
 
+from storage import pii
 from storage.dialect import upsert
 from storage.models import Booking, CalendarEvent, GroupEvent, TimeSlot
 from storage.rows import Json, calendar_event_row, derived_calendar_events
@@ -51,6 +52,7 @@ def upsert_bookings(conn: Connection, rows: Sequence[Json], *, strictly_newer: b
         kept = latest.get(row["booking_id"])
         if kept is None or row["modified_on"] >= kept["modified_on"]:
             latest[row["booking_id"]] = row
+    pii.strip_blocked_booking_rows(conn, list(latest.values()))
     written = upsert(
         conn,
         BOOKING,

@@ -1,7 +1,8 @@
 """``make_engine(url)``: the async engine, with SQLite set up for a long-running service.
 
 SQLite: WAL (readers never block the writer), ``synchronous=NORMAL`` (a commit survives
-a killed process; only a power cut can lose the last ones), a 5 s busy timeout for a
+a killed process; only a power cut can lose the last ones), secure delete (what is
+deleted or overwritten is zeroed in the file), a 5 s busy timeout for a
 second process (the CLI) touching the file, foreign keys on, and transactions that a
 writer may open with ``BEGIN IMMEDIATE`` (``execution_options(begin="BEGIN IMMEDIATE")``)
 so that two writers queue instead of failing on a lock upgrade.
@@ -20,13 +21,15 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA busy_timeout=5000",
     "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",  # erased personal data is zeroed, not left in free space
     "PRAGMA temp_store=MEMORY",
     "PRAGMA mmap_size=268435456",
 )
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    engine = create_async_engine(url, **kwargs)
+    """``hide_parameters``: an error's text never carries row values (clients' data)."""
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
         _setup_sqlite(engine.sync_engine)
     return engine

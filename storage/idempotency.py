@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
+from storage import pii
 from storage.dialect import insert
 from storage.models import IdempotencyResult
 
@@ -94,7 +96,9 @@ def store_result(
     content_type: str | None,
     body: str,
 ) -> None:
-    """Keep Booxi's answer for a claimed key (its ``created_at`` stays the claim's)."""
+    """Keep Booxi's answer for a claimed key (its ``created_at`` stays the claim's),
+    stripped of personal data the mirror must not keep."""
+    body = strip_blocked_body(conn, body)
     conn.execute(
         update(IDEMPOTENCY)
         .where(IDEMPOTENCY.c.principal == principal, IDEMPOTENCY.c.key == key)
@@ -117,3 +121,31 @@ def purge_older_than(conn: Connection, cutoff: dt.datetime) -> int:
     """Forget keys claimed before ``cutoff``, answered or not; how many."""
     result = conn.execute(delete(IDEMPOTENCY).where(IDEMPOTENCY.c.created_at < cutoff))
     return int(result.rowcount or 0)
+
+
+def strip_blocked_body(conn: Connection, body: str) -> str:
+    """Booxi's answer without the personal data of blocked bookings and clients."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    bookings, clients = _ids(data)
+    if pii.blocked(conn, "booking", bookings) or pii.blocked(conn, "client", clients):
+        return pii.dump(pii.strip_any(data))
+    return body
+
+
+def _ids(data: object) -> tuple[set[str], set[str]]:
+    bookings: set[str] = set()
+    clients: set[str] = set()
+    if isinstance(data, dict):
+        booking = data.get("booking")
+        if isinstance(booking, dict):
+            bookings.add(str(booking.get("bookingId")))
+            client = booking.get("client")
+            if isinstance(client, dict):
+                clients.add(str(client.get("id")))
+        client = data.get("client")
+        if isinstance(client, dict):
+            clients.add(str(client.get("id")))
+    return bookings, clients

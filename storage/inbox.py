@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from storage import pii
 from storage.dialect import insert_ignoring_conflicts
 from storage.models import InboxEvent
 from storage.rows import Json
@@ -36,7 +38,27 @@ def count_duplicates(conn: Connection, event_ids: Sequence[str]) -> None:
 
 
 def store_events(conn: Connection, rows: Sequence[Json]) -> None:
+    """Keep events as received, stripped of the personal data the mirror must not keep."""
+    strip_blocked_events(conn, rows)
     insert_ignoring_conflicts(conn, INBOX, rows)
+
+
+def strip_blocked_events(conn: Connection, rows: Sequence[Json]) -> None:
+    bookings = pii.blocked(conn, "booking", (r["booking_id"] for r in rows))
+    clients = pii.blocked(conn, "client", (r["client_id"] for r in rows))
+    for row in rows:
+        if row["booking_id"] in bookings or str(row["client_id"]) in clients:
+            row["body"] = strip_body(row["body"])
+
+
+def strip_body(body: str) -> str:
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return ""
+    if isinstance(event, dict):
+        pii.strip_event(event)
+    return pii.dump(event)
 
 
 def find_latest_received_at(conn: Connection) -> dt.datetime | None:

@@ -149,6 +149,19 @@ class Coverage(SQLModel, table=True):
     covered_at: dt.datetime = _at()
 
 
+class PiiBlock(SQLModel, table=True):
+    """Personal data the mirror must not keep: of a client (``kind = client``: erased,
+    or past retention) or of one booking (``kind = booking``: booked without retention).
+    Every path that stores bookings, clients or webhook events strips it."""
+
+    __tablename__ = "pii_block"
+
+    kind: str = Field(primary_key=True)
+    ident: str = Field(primary_key=True)
+    reason: str  # erasure, retention, no_retention
+    created_at: dt.datetime = _at()
+
+
 class CalendarEvent(SQLModel, table=True):
     """One calendar entry. ``provisional`` rows were derived from a booking seen in a
     webhook or write before a poll brought Booxi's own event (and its id)."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
+from storage import pii
 from storage.dialect import upsert
-from storage.models import Client, Merchant, ModuleLink, Service, ServiceCategory, Staff
+from storage.models import (
+    CLIENT_PII_COLUMNS,
+    Client,
+    Merchant,
+    ModuleLink,
+    Service,
+    ServiceCategory,
+    Staff,
+)
 from storage.rows import Json
 
 MERCHANT = Merchant.__table__  # type: ignore[attr-defined]
@@ -45,7 +55,9 @@ def remove_staff_not_listed(conn: Connection, merchant_id: int, listed: set[int]
 
 
 def upsert_clients(conn: Connection, rows: Sequence[Json]) -> set[int]:
-    """Store clients unless the mirror holds a strictly newer version; the ids written."""
+    """Store clients unless the mirror holds a strictly newer version; the ids written.
+    Clients whose personal data the mirror must not keep are stored stripped."""
+    strip_blocked_clients(conn, rows)
     written = upsert(
         conn,
         CLIENT,
@@ -89,3 +101,19 @@ def staff_ids(conn: Connection, merchant_ids: Sequence[int] = ()) -> list[tuple[
         query = query.where(STAFF.c.merchant_id.in_(list(merchant_ids)))
     result = conn.execute(query)
     return [(row.id, row.merchant_id) for row in result]
+
+
+def strip_blocked_clients(conn: Connection, rows: Sequence[Json]) -> None:
+    gone = pii.blocked(conn, "client", (r["id"] for r in rows))
+    for row in rows:
+        if str(row["id"]) in gone:
+            strip_client_row(row)
+
+
+def strip_client_row(row: Json) -> None:
+    """A client row (columns and raw JSON) without personal data, in place."""
+    client = json.loads(row["raw"])
+    pii.strip_person(client)
+    row["raw"] = pii.dump(client)
+    for column in CLIENT_PII_COLUMNS:
+        row[column] = ""

@@ -98,6 +98,24 @@ class Writer:
         """Apply ``item`` with ``batch(connection, items)`` alongside others queued."""
         return await self._submit(_Entry(job=None, batch=batch, item=item))
 
+    async def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and empty it (SQLite), so
+        that what was overwritten (erased personal data) lingers in no file."""
+        if self._sync is None or self._task is None:
+            return
+        sync = self._sync
+
+        def run() -> None:
+            raw = sync.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.close()
+            finally:
+                raw.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, run)
+
     async def _submit(self, entry: _Entry) -> Any:
         if self._task is None:
             raise WriterClosedError("the storage writer is not running")
