@@ -1,0 +1,239 @@
+"""What the inspection commands do, apart from printing: open the mirror's SQLite file
+read-only, judge freshness, replay inbox events, back up, vacuum.
+
+Nothing here calls Booxi: every command works with Booxi unreachable. Reads use a plain
+``sqlite3`` connection opened read-only (``storage.inspect``), so they run beside
+``serve``; the one write, ``inbox replay``, goes through the storage ``Writer``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from mirror.config import Config
+from mirror.errors import ConfigError
+from storage import inspect
+from storage.times import utcnow
+
+REPLAY_BATCH = 200  # events per transaction of a replay
+BACKUP_STEP_PAGES = 1024  # pages copied per step of a backup (4 MiB at 4 KiB pages)
+
+
+class InspectError(Exception):
+    """An operator-facing failure: ``str(error)`` is one line for ``Error: ...``."""
+
+
+def database_path(config: Config) -> Path:
+    """The SQLite file named by ``[storage] url``; ConfigError for anything else."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.storage.url)
+    if url.get_backend_name() != "sqlite":
+        raise ConfigError(
+            f"[storage] url: the inspection commands read SQLite files, not {url.drivername}"
+        )
+    if not url.database or url.database == ":memory:":
+        raise ConfigError("[storage] url: names no database file")
+    return Path(url.database)
+
+
+@contextlib.contextmanager
+def read_only(config: Config) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the mirror's database, all reads in one snapshot."""
+    try:
+        conn = inspect.connect_readonly(database_path(config))
+    except inspect.NotAMirrorError as error:
+        raise InspectError(str(error)) from None
+    try:
+        conn.execute("BEGIN")
+        yield conn
+    finally:
+        conn.close()
+
+
+def file_sizes(path: Path) -> tuple[int, int]:
+    """Bytes of the database file and of its ``-wal`` file (0 when there is none)."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+
+
+# ---- status -----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class StaffStatus:
+    sync: inspect.StaffSync
+    age_s: float | None
+    state: str  # ok, stale, failing, never
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    checked_at: dt.datetime
+    staleness_s: float
+    staff: list[StaffStatus]
+    reference: inspect.ScopeSync | None
+    latest_webhook_at: dt.datetime | None
+
+    @property
+    def reference_state(self) -> str:
+        if self.reference is None or self.reference.last_success_at is None:
+            return "never"
+        return "failing" if self.reference.consecutive_failures else "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.reference_state == "ok" and all(s.ok for s in self.staff)
+
+    def age_s(self, moment: dt.datetime | None) -> float | None:
+        return None if moment is None else max(0.0, (self.checked_at - moment).total_seconds())
+
+
+def staff_state(sync: inspect.StaffSync, staleness_s: float, now: dt.datetime) -> str:
+    """The read API's staleness rule (``api.freshness.Freshness.stale``): never synced,
+    failing at the last attempt, or last synced more than ``staleness_s`` ago."""
+    if sync.last_success_at is None:
+        return "never"
+    if sync.consecutive_failures:
+        return "failing"
+    return "stale" if (now - sync.last_success_at).total_seconds() > staleness_s else "ok"
+
+
+def read_status(conn: sqlite3.Connection, config: Config, now: dt.datetime | None = None) -> Status:
+    """Freshness of every staff calendar in scope (``[sync] merchant_ids``, if set), of the
+    reference data (a problem only when never synced or failing: it is refreshed far less
+    often than ``staleness_s``), and when the newest webhook arrived."""
+    now = now or utcnow()
+    staleness = config.api.staleness_s
+    staff = [
+        StaffStatus(
+            sync,
+            None if sync.last_success_at is None else (now - sync.last_success_at).total_seconds(),
+            staff_state(sync, staleness, now),
+        )
+        for sync in inspect.list_staff_syncs(conn, config.sync.merchant_ids)
+    ]
+    return Status(
+        checked_at=now,
+        staleness_s=staleness,
+        staff=staff,
+        reference=inspect.find_scope_sync(conn, "reference"),
+        latest_webhook_at=inspect.find_latest_webhook_at(conn),
+    )
+
+
+# ---- inbox replay -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Replayed:
+    seq: int
+    event_id: str
+    event_type: str
+    outcome: str  # applied, stale, ignored, unreadable
+    booking_id: str | None = None
+
+
+async def replay_events(
+    config: Config,
+    stored: Sequence[tuple[int, str, str, str]],
+    on_batch: Callable[[int], None] | None = None,
+) -> list[Replayed]:
+    """Apply stored events (seq, event id, verified, body) again, ``REPLAY_BATCH`` per
+    transaction through the writer; ``on_batch(events done)`` after each."""
+    from mirror.runtime import open_database
+    from mirror.webhooks import MalformedEventError, WebhookEvent, parse_event, reapply_events
+    from storage.writer import Writer
+
+    results: list[Replayed] = []
+    async with open_database(config) as engine, Writer(engine) as writer:
+        for start in range(0, len(stored), REPLAY_BATCH):
+            parsed: list[tuple[int, WebhookEvent]] = []
+            for seq, event_id, verified, body in stored[start : start + REPLAY_BATCH]:
+                try:
+                    event = parse_event(body.encode(), {"webhook-id": event_id}, verified)
+                except MalformedEventError:
+                    results.append(Replayed(seq, event_id, "", "unreadable"))
+                    continue
+                parsed.append((seq, event))
+            events = [event for _, event in parsed]
+            outcomes = await writer.run(functools.partial(reapply_events, events=events))
+            for (seq, event), outcome in zip(parsed, outcomes, strict=True):
+                booking_id = event.booking_row["booking_id"] if event.booking_row else None
+                results.append(Replayed(seq, event.event_id, event.event_type, outcome, booking_id))
+            if on_batch is not None:
+                on_batch(len(stored[start : start + REPLAY_BATCH]))
+    return sorted(results, key=lambda r: r.seq)
+
+
+# ---- db backup and vacuum ---------------------------------------------------------------
+def backup(
+    config: Config,
+    target: Path,
+    *,
+    force: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, str]:
+    """An online, consistent copy of the database at ``target`` (SQLite's backup API:
+    pages are copied in steps, and the copy restarts if the mirror writes meanwhile);
+    the copy's size and its ``PRAGMA quick_check``. ``on_progress(done, total)`` pages.
+
+    The copy is written beside ``target`` and renamed into place once complete, so an
+    interrupted backup never leaves a half-written file at ``target``.
+    """
+    source = database_path(config)
+    if target.exists() and not force:
+        raise InspectError(f"{target} exists: give --force to overwrite it")
+    if target.exists() and target.resolve() == source.resolve():
+        raise InspectError(f"{target} is the mirror's database itself")
+    if not target.parent.is_dir():
+        raise InspectError(f"{target.parent}: no such directory")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with read_only(config) as conn:
+        conn.execute("COMMIT")  # the backup API takes its own snapshots
+        copy = sqlite3.connect(partial)
+        try:
+            conn.backup(
+                copy,
+                pages=BACKUP_STEP_PAGES,
+                progress=None
+                if on_progress is None
+                else lambda _status, remaining, total: on_progress(total - remaining, total),
+            )
+            check = str(copy.execute("PRAGMA quick_check").fetchone()[0])
+        finally:
+            copy.close()
+    os.replace(partial, target)
+    return target.stat().st_size, check
+
+
+def vacuum(config: Config) -> tuple[tuple[int, int], tuple[int, int]]:
+    """VACUUM the database (and checkpoint its WAL); (file, WAL) bytes before and after.
+
+    It needs the write lock for its whole run: with ``serve`` running, the mirror's
+    writes wait for it (up to their 5 s busy timeout, then fail and are retried by the
+    poller or by Booxi's webhook retries).
+    """
+    path = database_path(config)
+    with read_only(config):  # the same checks as every command: exists, is a mirror's
+        pass
+    before = file_sizes(path)
+    conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.OperationalError as error:
+        raise InspectError(f"{path}: vacuum failed: {error}") from None
+    finally:
+        conn.close()
+    return before, file_sizes(path)
