@@ -9,11 +9,18 @@ Public names:
 - ``mirror.poller``: ``refresh_reference_data()``, ``poll_staff_calendar()``,
   ``reconcile_booking()``; ``mirror.sync.run_pass()`` (one pass);
   ``mirror.scheduler.Poller`` (the APScheduler schedule of ``serve``).
-- ``mirror.webhooks``: ``verify()``, ``parse_event()``, ``apply_events()``.
+- ``mirror.webhooks``: ``verify()``, ``parse_event()``, ``apply_events()``,
+  ``reapply_events()`` (``inbox replay``).
 - ``mirror.runtime``: ``open_runtime()``, ``sync_once()``, ``serve()``.
+- ``mirror.audit``: ``audit()`` (every difference between the mirror and Booxi now);
+  ``mirror.repair.repair()`` (fixes them); ``mirror.resync.resync_staff()`` (drops and
+  rebuilds calendars); their commands in ``mirror.cli_repair``.
 - ``mirror.errors``: ``ConfigError``; ``mirror.logs``: ``configure_logging()``,
   ``register_secret()``, ``RedactSecrets``.
-- ``mirror.cli``: ``cli``, the click group behind the ``booxi-mirror`` command.
+- ``mirror.cli``: ``cli``, the click group behind the ``booxi-mirror`` command; its
+  inspection commands in ``mirror.cli_inspect`` (with ``cli_status``, ``cli_inbox``,
+  ``cli_db`` and the shared ``cli_output``), over ``mirror.inspect`` (read-only
+  database, freshness, replay, backup, vacuum).
 """
 
 __version__ = "0.1.0"

@@ -87,6 +87,13 @@ def load_config_or_exit() -> Config:
     return config
 
 
+json_output_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON, for scripts."
+)
+"""Shared by the commands that print tables or reports: ``--json`` prints their data as
+JSON instead, for scripts."""
+
+
 def _global_options() -> _GlobalOptions:
     options = click.get_current_context().find_object(_GlobalOptions)
     return options if options is not None else _GlobalOptions(None, 0)
@@ -472,3 +479,7 @@ def _banner(settings: "SimSettings", base_url: str, keys_given: tuple[bool, bool
 
 def _rfc3339(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Commands that live in their own modules register themselves on ``cli`` when imported.
+from mirror import cli_inspect, cli_privacy, cli_repair  # noqa: E402, F401

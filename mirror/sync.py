@@ -67,7 +67,10 @@ async def run_pass(
     staff_ids: Sequence[int] = (),
     on_staff: Callable[[int, int], None] | None = None,
 ) -> PassResult:
-    """Sync everything in scope once. ``on_staff(done, total)`` reports progress."""
+    """Sync everything in scope once. ``on_staff(done, total)`` reports progress.
+
+    Each staff member's window is taken when their poll starts: a long pass must not
+    ask Booxi for a start it no longer serves (more than 7 days back)."""
     started = time.perf_counter()
     result = PassResult()
     try:
@@ -77,7 +80,6 @@ async def run_pass(
         log.warning("sync.reference_failed", extra={"error": result.reference_error})
     scope = merchant_ids or result.merchants
     staff = await staff_in_scope(engine, scope, staff_ids)
-    window = Window.around(utcnow(), horizon_days)
     total = len(staff)
     done = 0
     unreachable = 0
@@ -90,7 +92,11 @@ async def run_pass(
                 outcome = await _skip(writer, staff_id, merchant_id)
             else:
                 outcome = await poll_staff_calendar(
-                    client, writer, staff_id, window, merchant_id=merchant_id
+                    client,
+                    writer,
+                    staff_id,
+                    Window.around(utcnow(), horizon_days),
+                    merchant_id=merchant_id,
                 )
                 unreachable = unreachable + 1 if _unreachable(outcome) else 0
         done += 1
@@ -105,7 +111,11 @@ async def run_pass(
     for staff_id in moved:  # their calendars changed since they were polled in this pass
         result.polls.append(
             await poll_staff_calendar(
-                client, writer, staff_id, window, merchant_id=merchants.get(staff_id)
+                client,
+                writer,
+                staff_id,
+                Window.around(utcnow(), horizon_days),
+                merchant_id=merchants.get(staff_id),
             )
         )
     result.duration_s = round(time.perf_counter() - started, 2)

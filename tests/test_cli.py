@@ -69,11 +69,21 @@ def test_cli_help_lists_commands() -> None:
     assert result.output.startswith("Usage: booxi-mirror [OPTIONS] COMMAND [ARGS]...")
     commands = result.output.split("Commands:")[1]
     assert [line.split()[0] for line in commands.strip().splitlines()] == [
+        "audit",
+        "booking",
+        "calendar",
+        "clients",
         "config",
         "db",
         "demo",
+        "history",
+        "inbox",
+        "privacy",
+        "resync",
         "serve",
         "sim",
+        "stats",
+        "status",
         "sync",
     ]
     assert "--config FILE" in result.output
