@@ -74,10 +74,9 @@ def privacy_report(as_json: bool) -> None:
             json.dumps({"retentionDays": config.privacy.retention_days, "clients": rows}, indent=2)
         )
         return
-    click.echo(
-        f"{len(rows)} client(s) with personal data held; retention: "
-        f"{config.privacy.retention_days or 'as long as Booxi keeps it'}"
-    )
+    days = config.privacy.retention_days
+    policy = "as long as Booxi keeps it" if days is None else f"{days} days"
+    click.echo(f"{len(rows)} client(s) with personal data held; retention: {policy}")
     click.echo(f"{'client':>10}  {'store':>8}  {'last booking ends':<27}  future")
     for row in rows:
         click.echo(

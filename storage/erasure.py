@@ -106,28 +106,35 @@ def apply_retention(conn: Connection, days: int, now: dt.datetime) -> RetentionO
 
 
 def retention_report(conn: Connection, now: dt.datetime) -> list[dict[str, object]]:
-    """One row per client the mirror holds personal data of: how old it is."""
+    """One row per client the mirror may hold personal data of (a client row with any,
+    or bookings of a client not blocked): their store, latest booking end, future
+    bookings."""
     now_key = instant_key(now)
     rows = conn.execute(
         text(
-            "SELECT c.id, c.merchant_id, c.synced_at, "
-            " (SELECT max(ends_on) FROM booking b WHERE b.client_id = c.id) AS last_end, "
-            " (SELECT count(*) FROM booking b WHERE b.client_id = c.id AND b.status != 'Cancelled' "
-            "  AND b.ends_on > :now) AS future "
-            "FROM client c WHERE c.email != '' OR c.last_name != '' OR c.first_name != '' "
-            "OR c.phone_home != '' OR c.phone_mobile != '' ORDER BY c.id"
+            "WITH held AS ("
+            " SELECT id AS client_id FROM client WHERE email != '' OR last_name != '' "
+            "  OR first_name != '' OR phone_home != '' OR phone_mobile != '' "
+            " UNION SELECT DISTINCT client_id FROM booking WHERE client_id IS NOT NULL "
+            "  AND CAST(client_id AS TEXT) NOT IN "
+            "   (SELECT ident FROM pii_block WHERE kind = 'client')) "
+            "SELECT h.client_id, "
+            " (SELECT merchant_id FROM client c WHERE c.id = h.client_id), "
+            " (SELECT max(merchant_id) FROM booking b WHERE b.client_id = h.client_id), "
+            " (SELECT max(ends_on) FROM booking b WHERE b.client_id = h.client_id "
+            "  AND b.status != 'Cancelled'), "
+            " (SELECT count(*) FROM booking b WHERE b.client_id = h.client_id "
+            "  AND b.status != 'Cancelled' AND b.ends_on > :now) "
+            "FROM held h ORDER BY h.client_id"
         ),
         {"now": now_key},
     ).all()
-    report = []
-    for client_id, merchant_id, synced_at, last_end, future in rows:
-        report.append(
-            {
-                "clientId": client_id,
-                "merchantId": merchant_id,
-                "lastBookingEnd": last_end,
-                "futureBookings": future,
-                "syncedAt": str(synced_at),
-            }
-        )
-    return report
+    return [
+        {
+            "clientId": client_id,
+            "merchantId": client_store or booking_store,
+            "lastBookingEnd": last_end,
+            "futureBookings": future,
+        }
+        for client_id, client_store, booking_store, last_end, future in rows
+    ]
