@@ -66,7 +66,7 @@ async def list_bookings(request: web.Request) -> web.Response:
     if not page.bookings and after is None and caller.merchant_ids is not None:
         visible = await reader.run(
             reads.history_page,
-            history.__class__(history.client_id, None, None, None, (), False),
+            reads.HistoryQuery(history.client_id, None, None, None, (), False),
             caller.merchant_ids,
             None,
             1,

@@ -21,9 +21,10 @@ Choices where Booxi is silent (see booxi-api.md):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -171,24 +172,7 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             )
         elif not event.retain and event.client is not None:
             pii.block(conn, "client", [event.client["id"]], "no_retention", now)
-    with_booking = [i for i in fresh if events[i].booking_row is not None]
-    rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
-    written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
-    newest: dict[str, int] = {}
-    for i in with_booking:
-        row = _row(events[i])
-        best = newest.get(row["booking_id"])
-        if best is None or row["modified_on"] > _row(events[best])["modified_on"]:
-            newest[row["booking_id"]] = i
-    applied = {i for booking_id, i in newest.items() if booking_id in written}
-    for i in with_booking:
-        outcomes[i] = "applied" if i in applied else "stale"
-    bookings.replace_derived_events(
-        conn,
-        [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
-        source="webhook",
-        now=now,
-    )
+    _apply_bookings(conn, events, fresh, outcomes, now)
     reference.upsert_links(
         conn, [{**link, "synced_at": now} for i in fresh for link in events[i].links]
     )
@@ -210,6 +194,35 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             outcomes[i] = "ignored"
     inbox.store_events(conn, [_inbox_row(events[i], outcomes[i], now) for i in fresh])
     return outcomes
+
+
+def _apply_bookings(
+    conn: Connection,
+    events: Sequence[WebhookEvent],
+    indexes: Iterable[int],
+    outcomes: list[str],
+    now: dt.datetime,
+) -> None:
+    """Store the bookings of ``events[indexes]`` that are strictly newer than the mirror's
+    (the newest event per booking wins) and note ``applied`` or ``stale`` in ``outcomes``."""
+    with_booking = [i for i in indexes if events[i].booking_row is not None]
+    rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
+    written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
+    newest: dict[str, int] = {}
+    for i in with_booking:
+        row = _row(events[i])
+        best = newest.get(row["booking_id"])
+        if best is None or row["modified_on"] > _row(events[best])["modified_on"]:
+            newest[row["booking_id"]] = i
+    applied = {i for booking_id, i in newest.items() if booking_id in written}
+    for i in with_booking:
+        outcomes[i] = "applied" if i in applied else "stale"
+    bookings.replace_derived_events(
+        conn,
+        [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
+        source="webhook",
+        now=now,
+    )
 
 
 def _row(event: WebhookEvent) -> Json:
@@ -265,24 +278,7 @@ def reapply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str
 
     now = utcnow()
     outcomes: list[str] = [""] * len(events)
-    with_booking = [i for i, e in enumerate(events) if e.booking_row is not None]
-    rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
-    written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
-    newest: dict[str, int] = {}
-    for i in with_booking:
-        row = _row(events[i])
-        best = newest.get(row["booking_id"])
-        if best is None or row["modified_on"] > _row(events[best])["modified_on"]:
-            newest[row["booking_id"]] = i
-    applied = {i for booking_id, i in newest.items() if booking_id in written}
-    for i in with_booking:
-        outcomes[i] = "applied" if i in applied else "stale"
-    bookings.replace_derived_events(
-        conn,
-        [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
-        source="webhook",
-        now=now,
-    )
+    _apply_bookings(conn, events, range(len(events)), outcomes, now)
     links = [{**link, "synced_at": now} for event in events for link in event.links]
     reference.upsert_links(conn, replay.fresher_links(conn, links))
     for i, event in enumerate(events):
