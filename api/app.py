@@ -17,6 +17,7 @@ from api.keys import (
     NO_RETENTION,
     OPENAPI,
     READER,
+    REPOLL,
     WRITER,
 )
 from api.metrics import Metrics
@@ -25,6 +26,7 @@ from api.retention_marks import PendingNoRetention
 from api.routes import ROUTES
 from mirror.client import BooxiClient
 from mirror.config import Config
+from mirror.repoll import Repoller
 from storage.reader import Reader
 from storage.writer import Writer
 
@@ -55,6 +57,13 @@ def create_app(
         app[READER] = reader
     if booxi is not None:
         app[BOOXI] = booxi
+        repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
+        app[REPOLL] = repoller
+
+        async def stop_repolls(_: web.Application) -> None:
+            await repoller.close()
+
+        app.on_cleanup.append(stop_repolls)
     for method, path, handler, name in ROUTES:
         app.router.add_route(method, path, handler, name=name)
     return app

@@ -10,22 +10,23 @@ calendar presented as complete.
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
+from api import upstream
 from api.auth import principal
-from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
+from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
-from api.keys import BOOXI, CONFIG, READER, WRITER
+from api.keys import CONFIG, READER, REPOLL, WRITER
 from api.query import Query, encode_cursor
-from api.reading import answer, array, cursor_text, fill_lock
-from mirror.booxi_errors import BooxiError, BooxiNotFound, BooxiUnavailable
-from mirror.fill import fill_calendar
+from api.reading import answer, array, cursor_text
+from mirror.client import BooxiClient
+from mirror.fill import fill_calendar, fill_staff
+from mirror.vocabulary import EVENT_TYPES, INCLUDES
 from storage import coverage, reads
 from storage.sync_state import staff_scope
-from storage.times import instant_key, parse_instant
-
-EVENT_TYPES = ("Appointment", "GroupEvent", "TimeSlot")
-INCLUDES = ("None", "Appointment", "GroupEvent", "TimeSlot", "Staff", "Service")
+from storage.times import instant_key, parse_instant, wire_instant
 
 
 async def get_calendar(request: web.Request) -> web.Response:
@@ -55,18 +56,22 @@ async def get_calendar(request: web.Request) -> web.Response:
     size = request.app[CONFIG].api.page_size
     args = (staff_id, lo, hi, types, includes, after, size)
     read = await reader.run(reads.calendar_read, *args)
-    if read.merchant is False and caller.merchant_ids is not None:
-        raise not_found("Staff", staff_id)  # a store-bound key never fetches unknown staff
-    if read.merchant is not False and not caller.sees(read.merchant):
+    if read.merchant is False:  # a staff member the mirror does not know (yet)
+        await _learn_staff(request, staff_id)
+        read = await reader.run(reads.calendar_read, *args)
+    if read.merchant is False or not caller.sees(read.merchant):
         raise not_found("Staff", staff_id)
     freshness = Freshness(read.covered.synced_at)
+    covered_from: str | None = None
     if read.page is None:  # not covered: fill from Booxi, then read again
-        freshness = await _cover(request, staff_id, lo, hi)
-        read = await reader.run(reads.calendar_read, *args)
-        if read.merchant is False or not caller.sees(read.merchant) or read.page is None:
-            raise not_found("Staff", staff_id)
-    freshness = freshness.merged(Freshness.of_sync_rows(read.sync, fallback=freshness.synced_at))
+        freshness, covered_from = await _cover(request, staff_id, lo, hi)
+        read = await reader.run(reads.calendar_read, *args, True)
     page = read.page
+    if page is None:  # pragma: no cover - the staff member is known and partial is asked
+        raise not_found("Staff", staff_id)
+    if page.provisional:
+        page = await _settled(request, staff_id, args, page)
+    freshness = freshness.merged(Freshness.of_sync_rows(read.sync, fallback=freshness.synced_at))
     cursor = None
     if page.last is not None:
         saved_query = {
@@ -77,7 +82,7 @@ async def get_calendar(request: web.Request) -> web.Response:
             "include": includes,
         }
         cursor = encode_cursor("calendar", saved_query, list(page.last))
-    return answer(
+    response = answer(
         {
             "calendarEvents": array(page.events),
             "bookings": array(page.bookings),
@@ -90,31 +95,71 @@ async def get_calendar(request: web.Request) -> web.Response:
         freshness,
         request,
     )
+    if covered_from is not None:
+        response.headers["X-Mirror-Covered-From"] = covered_from
+    return response
 
 
-async def _cover(request: web.Request, staff_id: int, lo: str, hi: str) -> Freshness:
-    """Make sure the mirror covers the range (fetching the gaps from Booxi); its freshness."""
+async def _learn_staff(request: web.Request, staff_id: int) -> None:
+    """A staff member the mirror does not know: ask Booxi who they are; stored only when
+    they work at one of the key's stores (404 otherwise, nothing stored)."""
+    caller = principal(request)
+
+    async def known() -> bool:
+        return await request.app[READER].run(reads.staff_merchant, staff_id) is not False
+
+    async def fetch(booxi: BooxiClient) -> None:
+        await fill_staff(booxi, request.app[WRITER], staff_id, keep=caller.sees)
+
+    await upstream.fill(request, f"staff-info:{staff_id}", known, fetch, what=f"Staff {staff_id}")
+
+
+async def _cover(
+    request: web.Request, staff_id: int, lo: str, hi: str
+) -> tuple[Freshness, str | None]:
+    """Make sure the mirror covers the range (fetching the gaps from Booxi); its freshness,
+    and where the covered part starts when the range reaches further back than anything
+    the mirror holds and than Booxi serves (None when it is covered whole)."""
     reader = request.app[READER]
     scope = staff_scope(staff_id)
-    covered = await reader.run(coverage.read_coverage, scope, lo, hi)
-    if covered.complete:
-        return Freshness(covered.synced_at)
-    async with fill_lock(request, scope):
-        covered = await reader.run(coverage.read_coverage, scope, lo, hi)
-        if covered.complete:
-            return Freshness(covered.synced_at)
-        booxi = request.app.get(BOOXI)
-        if booxi is None:
-            raise unavailable("this mirror has no Booxi connection to fill the calendar from")
-        try:
-            complete = await fill_calendar(booxi, request.app[WRITER], staff_id, covered.gaps)
-        except BooxiNotFound:
-            raise not_found("Staff", staff_id) from None
-        except BooxiUnavailable:
-            raise unavailable(
-                "the mirror does not hold this range yet and Booxi is unreachable: try again later"
-            ) from None
-        except BooxiError as error:
-            raise BooxiShapedError(502, f"Booxi refused to fill this calendar: {error}") from None
-    covered = await reader.run(coverage.read_coverage, scope, lo, hi)
-    return Freshness(covered.synced_at, filled=True, partial=not complete)
+    complete = True
+
+    async def covered() -> bool:
+        found = await reader.run(coverage.read_coverage, scope, lo, hi)
+        return found.complete
+
+    async def fetch(booxi: BooxiClient) -> None:
+        nonlocal complete
+        gaps = (await reader.run(coverage.read_coverage, scope, lo, hi)).gaps
+        complete = await fill_calendar(booxi, request.app[WRITER], staff_id, gaps)
+
+    filled = await upstream.fill(request, scope, covered, fetch, what=f"Staff {staff_id}")
+    found = await reader.run(coverage.read_coverage, scope, lo, hi)
+    covered_from = None
+    if not found.complete:
+        covered_from = found.gaps[0][1] if found.gaps[0][0] == lo else lo
+        covered_from = wire_instant(covered_from)
+    return Freshness(found.synced_at, filled=filled, partial=not complete), covered_from
+
+
+async def _settled(
+    request: web.Request, staff_id: int, args: tuple[object, ...], page: reads.CalendarPage
+) -> reads.CalendarPage:
+    """A page holding provisional events (a booking that came by webhook or write): ask
+    Booxi's calendar for its ids now; if it cannot answer, the events go out with
+    ``"id": null`` rather than an id the mirror made up."""
+    repoller = request.app.get(REPOLL)
+    if repoller is not None and await repoller.settle(staff_id):
+        page = await request.app[READER].run(reads.calendar_page, *args)
+        if not page.provisional:
+            return page
+    page.events = [_without_provisional_id(raw) for raw in page.events]
+    return page
+
+
+def _without_provisional_id(raw: str) -> str:
+    event = json.loads(raw)
+    if isinstance(event.get("id"), int) and event["id"] < 0:
+        event["id"] = None
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return raw

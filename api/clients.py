@@ -2,32 +2,40 @@
 
 Clients reach the mirror through webhooks, writes and first-demand fills (polls carry
 only the client block of each booking): a client or a search the mirror has nothing
-for is asked of Booxi once, stored, and answered. Booxi's search rules apply: one
+for is asked of Booxi once, stored, and answered; a search is asked of Booxi unless the
+same one was answered lately (see ``search_clients``). Booxi's search rules apply: one
 criterion family (``moduleId``+``externalId``, or ``merchantId`` with
 ``firstName``+``lastName``, ``email`` or ``phoneNumber``), first matches only.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from aiohttp import web
 
+from api import upstream
 from api.auth import principal
-from api.booxi_shape import bad_request, not_found, unavailable
+from api.booxi_shape import BooxiShapedError, bad_request, not_found
 from api.freshness import Freshness
-from api.keys import BOOXI, READER, WRITER
-from api.query import Query
+from api.keys import CONFIG, READER, WRITER
+from api.query import Query, path_id
 from api.reading import answer, array
-from mirror.booxi_errors import BooxiNotFound, BooxiRejected, BooxiUnavailable
+from mirror.client import BooxiClient
 from mirror.fill import fill_client, fill_client_search
-from storage import reads
+from storage import coverage, reads
 from storage.times import stored_utc, utcnow
 
 MAX_MATCHES = 20
 
 
 async def search_clients(request: web.Request) -> web.Response:
+    """Answered from the mirror only when it knows it holds every match: Booxi answered
+    the same search (for the same stores) within ``[api] staleness_s``. Otherwise Booxi
+    is asked first. When Booxi cannot answer (unreachable, fair use), the mirror answers
+    what it holds, marked ``Cache-Status: booxi-mirror; hit; detail=partial``."""
     query = Query(request.query)
     caller = principal(request)
     merchant_id = query.integer("merchantId")
@@ -40,30 +48,53 @@ async def search_clients(request: web.Request) -> web.Response:
     if merchant_id is not None and not caller.sees(merchant_id):
         raise not_found("Merchant", merchant_id)
     reader = request.app[READER]
+    scope = search_scope(criteria, merchant_id, caller.merchant_ids)
+    staleness_s = request.app[CONFIG].api.staleness_s
+
+    async def covered() -> bool:
+        found = await reader.run(coverage.read_coverage, scope, *coverage.WHOLE)
+        return found.complete and (
+            found.synced_at is not None
+            and (utcnow() - found.synced_at).total_seconds() <= staleness_s
+        )
+
+    async def fetch(booxi: BooxiClient) -> None:
+        await fill_client_search(
+            booxi, request.app[WRITER], criteria, merchant_id, scope=scope, keep=caller.sees
+        )
+
+    partial = False
+    try:
+        filled = await upstream.fill(request, scope, covered, fetch, what="the client search")
+    except BooxiShapedError as refused:
+        if refused.status != 503:
+            raise
+        filled, partial = False, True  # Booxi cannot answer: what the mirror holds, marked
     found = await reader.run(
         reads.search_clients, criteria, merchant_id, caller.merchant_ids, MAX_MATCHES
     )
-    filled = False
-    if not found:
-        booxi = request.app.get(BOOXI)
-        if booxi is not None:
-            try:
-                await fill_client_search(booxi, request.app[WRITER], criteria, merchant_id)
-            except BooxiUnavailable:
-                raise unavailable(
-                    "no match in the mirror, and Booxi is unreachable to confirm: try again later"
-                ) from None
-            except BooxiRejected as error:
-                raise bad_request(f"Booxi refused the search: {error}") from None
-            filled = True
-            found = await reader.run(
-                reads.search_clients, criteria, merchant_id, caller.merchant_ids, MAX_MATCHES
-            )
     links = await reader.run(reads.links_of, [client_id for client_id, _ in found])
-    freshness = Freshness(utcnow(), filled=filled)
+    searched = await reader.run(coverage.read_coverage, scope, *coverage.WHOLE)
+    freshness = Freshness(searched.synced_at or utcnow(), filled=filled, incomplete=partial)
     return answer(
         {"clients": array(raw for _, raw in found), "clientLinks": array(links)}, freshness, request
     )
+
+
+def search_scope(
+    criteria: dict[str, str], merchant_id: int | None, stores: frozenset[int] | None
+) -> str:
+    """The coverage scope of one search: a digest, so that no search value (an e-mail, a
+    phone number) is kept in clear beside the answer."""
+    key = json.dumps(
+        {
+            "c": {k: v.strip().lower() for k, v in sorted(criteria.items())},
+            "m": merchant_id,
+            "s": sorted(stores) if stores is not None else "*",
+        },
+        sort_keys=True,
+    )
+    return "search:" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _check_criteria(criteria: dict[str, str], merchant_id: int | None) -> None:
@@ -85,24 +116,21 @@ def _check_criteria(criteria: dict[str, str], merchant_id: int | None) -> None:
 async def _client(
     request: web.Request,
 ) -> tuple[int, tuple[str, int | None, list[str], Any], bool]:
-    raw_id = request.match_info["clientId"]
-    if not raw_id.isdigit() or len(raw_id) > 15:
-        raise bad_request(f"clientId must be an integer, got {raw_id!r}")
-    client_id = int(raw_id)
+    client_id = path_id(request, "clientId")
     caller = principal(request)
     reader = request.app[READER]
     found = await reader.run(reads.client_with_links, client_id)
     filled = False
-    if found is None and caller.merchant_ids is None and (booxi := request.app.get(BOOXI)):
-        try:
-            await fill_client(booxi, request.app[WRITER], client_id)
-        except BooxiNotFound:
-            raise not_found("Client", client_id) from None
-        except BooxiUnavailable:
-            raise unavailable(
-                "the mirror does not hold this client and Booxi is unreachable: try again later"
-            ) from None
-        filled = True
+    if found is None:  # not mirrored (yet): ask Booxi; stored only if the key sees it
+
+        async def held() -> bool:
+            return await reader.run(reads.client_with_links, client_id) is not None
+
+        async def fetch(booxi: BooxiClient) -> None:
+            await fill_client(booxi, request.app[WRITER], client_id, keep=caller.sees)
+
+        what = f"Client {client_id}"
+        filled = await upstream.fill(request, f"client-info:{client_id}", held, fetch, what=what)
         found = await reader.run(reads.client_with_links, client_id)
     if found is None or not caller.sees(found[1]):
         raise not_found("Client", client_id)

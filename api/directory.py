@@ -11,13 +11,14 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api import upstream
 from api.auth import principal
-from api.booxi_shape import bad_request, not_found, unavailable
+from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
-from api.keys import BOOXI, CONFIG, READER, WRITER
-from api.query import Query, encode_cursor
-from api.reading import answer, array, cursor_text, fill_lock
-from mirror.booxi_errors import BooxiUnavailable
+from api.keys import CONFIG, READER, WRITER
+from api.query import Query, encode_cursor, path_id
+from api.reading import answer, array, cursor_text
+from mirror.client import BooxiClient
 from mirror.poller import REFERENCE_SCOPE, refresh_reference_data
 from storage import reads
 
@@ -27,25 +28,18 @@ MAX_LIMIT = 100
 async def _reference(request: web.Request) -> Freshness:
     """The reference data's freshness, fetching it first if the mirror has none."""
     reader = request.app[READER]
-    if not await reader.run(reads.has_rows, "merchant"):
-        async with fill_lock(request, REFERENCE_SCOPE):
-            if not await reader.run(reads.has_rows, "merchant"):
-                booxi = request.app.get(BOOXI)
-                if booxi is None:
-                    raise unavailable("this mirror has no Booxi connection")
-                try:
-                    await refresh_reference_data(
-                        booxi, request.app[WRITER], list(request.app[CONFIG].sync.merchant_ids)
-                    )
-                except BooxiUnavailable:
-                    raise unavailable(
-                        "the mirror holds no store data yet and Booxi is "
-                        "unreachable: try again later"
-                    ) from None
-                state = await reader.run(reads.scope_sync, REFERENCE_SCOPE)
-                return Freshness.of_sync_rows([state] if state else []).as_filled()
+
+    async def held() -> bool:
+        return bool(await reader.run(reads.has_rows, "merchant"))
+
+    async def fetch(booxi: BooxiClient) -> None:
+        stores = list(request.app[CONFIG].sync.merchant_ids)
+        await refresh_reference_data(booxi, request.app[WRITER], stores)
+
+    filled = await upstream.fill(request, REFERENCE_SCOPE, held, fetch, what="the store data")
     state = await reader.run(reads.scope_sync, REFERENCE_SCOPE)
-    return Freshness.of_sync_rows([state] if state else [])
+    freshness = Freshness.of_sync_rows([state] if state else [])
+    return freshness.as_filled() if filled else freshness
 
 
 async def list_merchants(request: web.Request) -> web.Response:
@@ -76,11 +70,9 @@ async def get_merchant(request: web.Request) -> web.Response:
 
 
 async def _one(request: web.Request, table: str, name: str, what: str) -> web.Response:
-    raw_id = request.match_info[name]
-    if not raw_id.isdigit() or len(raw_id) > 15:
-        raise bad_request(f"{name} must be an integer, got {raw_id!r}")
+    raw_id = path_id(request, name)
     freshness = await _reference(request)
-    found = await request.app[READER].run(reads.one, table, int(raw_id))
+    found = await request.app[READER].run(reads.one, table, raw_id)
     if found is None or not principal(request).sees(found[1]):
         raise not_found(what, raw_id)
     headers = freshness.headers(request.app[CONFIG].api.staleness_s)

@@ -5,7 +5,9 @@
 - ``booxi-mirror; hit; detail=stale``: served from the mirror, but older than that, or
   the last attempt to sync it failed (Booxi unreachable): the data may be out of date;
 - ``booxi-mirror; fwd=uri-miss; stored``: the mirror did not cover it, fetched it from
-  Booxi just now, stored it and served it.
+  Booxi just now, stored it and served it;
+- ``booxi-mirror; hit; detail=partial``: a search the mirror could not confirm with
+  Booxi (unreachable): what it holds, which may not be every match.
 
 ``X-Mirror-Synced-At`` is the oldest last-success time among the scopes the answer
 draws on, and ``Age`` the seconds since then. ``X-Mirror-Coverage: partial`` marks an
@@ -30,6 +32,7 @@ class Freshness:
     failing: bool = False
     filled: bool = False
     partial: bool = False
+    incomplete: bool = False  # the mirror cannot vouch that it holds every match
 
     @classmethod
     def of_sync_rows(
@@ -52,7 +55,9 @@ class Freshness:
             age = max(0, int((now - self.synced_at).total_seconds()))
             headers["Age"] = str(age)
             headers["X-Mirror-Synced-At"] = self.synced_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if self.filled:
+        if self.incomplete:
+            headers["Cache-Status"] = f"{CACHE}; hit; detail=partial"
+        elif self.filled:
             headers["Cache-Status"] = f"{CACHE}; fwd=uri-miss; stored"
         elif self.stale(staleness_s, now):
             headers["Cache-Status"] = f"{CACHE}; hit; detail=stale"
@@ -77,4 +82,5 @@ class Freshness:
             self.failing or other.failing,
             self.filled or other.filled,
             self.partial or other.partial,
+            self.incomplete or other.incomplete,
         )

@@ -3,9 +3,11 @@
 History: Booxi's parameters (``clientId`` required; ``from``/``to`` on ``startsOn``,
 inclusive; ``merchantId``; repeated ``bookingMethod``; ``order``) and envelope
 (``bookings``, ``groupEvents``, ``services``, ``staff``, ``merchants``, ``resources``,
-``cursor``). The first read of a client's history fetches it all from Booxi once (a
-client's past predates the mirror); later ones are local, kept fresh by polls and
-webhooks. A store-bound key sees the client's bookings at its stores only, and a
+``cursor``). The first read of a client's history fetches it from Booxi once, as
+Booxi's guide says (``clientId`` with an explicit ``from``/``to``, over the span of
+``mirror.fill.history_span``; a client's past predates the mirror); later ones are local,
+kept fresh by polls and webhooks. A range starting before what was fetched fetches the
+missing part first. A store-bound key sees the client's bookings at its stores only, and a
 client with none there is "not found" to it.
 """
 
@@ -13,19 +15,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from api import upstream
 from api.auth import principal
-from api.booxi_shape import bad_request, not_found, unavailable
+from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
-from api.keys import BOOXI, CONFIG, READER, WRITER
+from api.keys import CONFIG, READER, WRITER
 from api.query import Query, encode_cursor
-from api.reading import answer, array, cursor_text, fill_lock
-from mirror.booxi_errors import BooxiNotFound, BooxiUnavailable
-from mirror.fill import fill_booking, fill_client_history
+from api.reading import answer, array, cursor_text
+from mirror.client import BooxiClient
+from mirror.fill import fill_booking, fill_client_history, history_span
+from mirror.vocabulary import BOOKING_METHODS, ORDERS
 from storage import coverage, reads
-from storage.times import instant_key
-
-METHODS = ("Appointment", "GroupReservation", "Rental")
-ORDERS = ("Ascending", "Descending")
+from storage.times import instant_key, parse_instant, utcnow
 
 
 async def list_bookings(request: web.Request) -> web.Response:
@@ -56,14 +57,16 @@ async def list_bookings(request: web.Request) -> web.Response:
             merchant_id=query.integer("merchantId"),
             start=instant_key(start) if start else None,
             end=instant_key(end) if end else None,
-            methods=tuple(query.choices("bookingMethod", METHODS)),
+            methods=tuple(query.choices("bookingMethod", BOOKING_METHODS)),
             descending=query.choice("order", ORDERS, "Ascending") == "Descending",
         )
         query.text("language")
-    freshness = await _cover(request, history.client_id, first_page=after is None)
+    freshness = Freshness(None)
+    if after is None:
+        freshness = await _cover(request, history.client_id, history.start)
     size = request.app[CONFIG].api.page_size
     page = await reader.run(reads.history_page, history, caller.merchant_ids, after, size)
-    if not page.bookings and after is None and caller.merchant_ids is not None:
+    if not page.bookings and after is None:
         visible = await reader.run(
             reads.history_page,
             reads.HistoryQuery(history.client_id, None, None, None, (), False),
@@ -71,7 +74,10 @@ async def list_bookings(request: web.Request) -> web.Response:
             None,
             1,
         )
-        if not visible.bookings:
+        if not visible.bookings and (
+            caller.merchant_ids is not None  # a store-bound key: none at its stores
+            or not (freshness.filled or await reader.run(reads.client_known, history.client_id))
+        ):
             raise not_found("Client", history.client_id)
     sync = await reader.run(reads.staff_sync, page.staff_ids)
     freshness = freshness.merged(Freshness.of_sync_rows(sync, fallback=freshness.synced_at))
@@ -101,32 +107,73 @@ async def list_bookings(request: web.Request) -> web.Response:
     )
 
 
-async def _cover(request: web.Request, client_id: int, *, first_page: bool) -> Freshness:
+def history_scopes(client_id: int, stores: frozenset[int] | None) -> list[str]:
+    """The coverage scopes a key's view of a client's history rests on: the whole
+    history, or (a store-bound key) each of its stores' part of it."""
+    if stores is None:
+        return [coverage.client_scope(client_id)]
+    return [f"{coverage.client_scope(client_id)}@{m}" for m in sorted(stores)]
+
+
+async def _cover(request: web.Request, client_id: int, start: str | None) -> Freshness:
+    """Make sure the mirror holds the client's history from ``start`` (or the default
+    span's start) on, fetching what it lacks from Booxi (``mirror.fill.history_span``).
+
+    Coverage runs to ``"~"`` (every future instant): once fetched, a history is kept
+    current by polls and webhooks. A store-bound key fetches its stores' part only
+    (``merchantId`` per store) and stores nothing of other stores."""
     reader = request.app[READER]
-    scope = coverage.client_scope(client_id)
-    covered = await reader.run(coverage.read_coverage, scope, *coverage.WHOLE)
-    if covered.complete or not first_page:
-        if not covered.complete and not await reader.run(reads.client_known, client_id):
-            raise not_found("Client", client_id)
-        return Freshness(covered.synced_at)
-    async with fill_lock(request, scope):
-        covered = await reader.run(coverage.read_coverage, scope, *coverage.WHOLE)
-        if covered.complete:
-            return Freshness(covered.synced_at)
-        booxi = request.app.get(BOOXI)
-        if booxi is None:
-            raise unavailable("this mirror has no Booxi connection to fetch the history from")
-        try:
-            await fill_client_history(booxi, request.app[WRITER], client_id)
-        except BooxiNotFound:
-            raise not_found("Client", client_id) from None
-        except BooxiUnavailable:
-            raise unavailable(
-                "the mirror does not hold this client's history yet and Booxi "
-                "is unreachable: try again later"
-            ) from None
-    covered = await reader.run(coverage.read_coverage, scope, *coverage.WHOLE)
-    return Freshness(covered.synced_at, filled=True)
+    config = request.app[CONFIG]
+    stores = principal(request).merchant_ids
+    first, last = history_span(
+        utcnow(),
+        history_days=config.sync.history_days,
+        retention_days=config.privacy.retention_days,
+        horizon_days=config.sync.horizon_days,
+    )
+    lo = min(start, instant_key(first)) if start is not None else instant_key(first)
+    whole = coverage.client_scope(client_id)
+
+    async def gaps() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+        found = await reader.run(coverage.read_coverage, whole, lo, "~")
+        if found.complete:
+            return []
+        missing = []
+        for scope in history_scopes(client_id, stores):
+            found = await reader.run(coverage.read_coverage, scope, lo, "~")
+            if not found.complete:
+                missing.append((scope, found.gaps))
+        return missing
+
+    async def covered() -> bool:
+        return not await gaps()
+
+    async def fetch(booxi: BooxiClient) -> None:
+        for scope, holes in await gaps():
+            merchant = None if stores is None else [int(scope.rpartition("@")[2])]
+            for hole_start, hole_end in holes:
+                fetch_end = last if hole_end == "~" else parse_instant(hole_end)
+                await fill_client_history(
+                    booxi,
+                    request.app[WRITER],
+                    client_id,
+                    parse_instant(hole_start),
+                    fetch_end,
+                    scope=scope,
+                    covers=(hole_start, hole_end),
+                    merchant_ids=merchant,
+                )
+
+    filled = await upstream.fill(
+        request, f"history:{client_id}", covered, fetch, what=f"Client {client_id}'s history"
+    )
+    synced = []
+    for scope in [whole, *history_scopes(client_id, stores)]:
+        found = await reader.run(coverage.read_coverage, scope, lo, "~")
+        if found.complete:
+            synced.append(found.synced_at)
+            break
+    return Freshness(synced[0] if synced else None, filled=filled)
 
 
 async def get_booking(request: web.Request) -> web.Response:
@@ -138,20 +185,17 @@ async def get_booking(request: web.Request) -> web.Response:
     caller = principal(request)
     found = await reader.run(reads.booking_with_group_events, booking_id)
     filled = False
-    if found is None and caller.merchant_ids is None:  # not mirrored (yet): ask Booxi once
-        booxi = request.app.get(BOOXI)
-        if booxi is not None:
-            try:
-                await fill_booking(booxi, request.app[WRITER], booking_id)
-            except BooxiNotFound:
-                raise not_found("Booking", booking_id) from None
-            except BooxiUnavailable:
-                raise unavailable(
-                    "the mirror does not hold this booking and Booxi is "
-                    "unreachable: try again later"
-                ) from None
-            filled = True
-            found = await reader.run(reads.booking_with_group_events, booking_id)
+    if found is None:  # not mirrored (yet): ask Booxi once; stored only if the key sees it
+
+        async def held() -> bool:
+            return await reader.run(reads.booking_with_group_events, booking_id) is not None
+
+        async def fetch(booxi: BooxiClient) -> None:
+            await fill_booking(booxi, request.app[WRITER], booking_id, keep=caller.sees)
+
+        what = f"Booking {booking_id}"
+        filled = await upstream.fill(request, f"booking:{booking_id}", held, fetch, what=what)
+        found = await reader.run(reads.booking_with_group_events, booking_id)
     if found is None or not caller.sees(found[1]):
         raise not_found("Booking", booking_id)
     raw, _merchant, staff_id, groups = found

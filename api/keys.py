@@ -9,6 +9,7 @@ from api.metrics import Metrics
 from api.retention_marks import PendingNoRetention
 from mirror.client import BooxiClient
 from mirror.config import Config
+from mirror.repoll import Repoller
 from storage.reader import Reader
 from storage.writer import Writer
 
@@ -21,3 +22,4 @@ FILL_LOCKS = web.AppKey("fill_locks", dict)
 METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the OpenAPI document, as served
 NO_RETENTION = web.AppKey("no_retention", PendingNoRetention)
+REPOLL = web.AppKey("repoll", Repoller)

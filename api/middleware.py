@@ -8,9 +8,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api.auth import PRINCIPAL_KEY, authenticate
-from api.booxi_shape import API_PREFIX, BooxiShapedError, unavailable
+from api.booxi_shape import API_PREFIX, BooxiShapedError
 from api.keys import CONFIG
-from mirror.booxi_errors import BooxiUnavailable
+from api.upstream import refused
+from mirror.booxi_errors import BooxiError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ async def booxi_api_middleware(request: web.Request, handler: Handler) -> web.St
         return await handler(request)
     except BooxiShapedError as error:
         return error.response()
-    except BooxiUnavailable:
-        return unavailable().response()
+    except BooxiError as error:  # a call to Booxi no handler mapped: mapped here, once
+        return refused(error, "this request").response()
     except web.HTTPException as error:
         if error.status < 400:
             raise

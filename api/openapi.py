@@ -18,13 +18,11 @@ from typing import Any
 
 from api.booxi_shape import API_PREFIX
 from mirror import __version__
+from mirror.vocabulary import BOOKING_METHODS, EVENT_TYPES, INCLUDES
 
 Json = dict[str, Any]
 Route = tuple[str, str, Any, str]
 
-EVENT_TYPES = ("Appointment", "GroupEvent", "TimeSlot")
-INCLUDES = ("Appointment", "GroupEvent", "TimeSlot", "Staff", "Service")
-BOOKING_METHODS = ("Appointment", "GroupReservation", "Rental")
 CONFLICTS = (
     "BookingConflict",
     "ScheduleConflict",

@@ -11,14 +11,18 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from typing import Any
 
+from aiohttp import web
 from multidict import MultiMapping
 
 from api.booxi_shape import bad_request
+from mirror.vocabulary import parse_id
 from storage.times import parse_instant
 
 MAX_ID = 2**53
+_DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 class Query:
@@ -48,10 +52,9 @@ class Query:
         raw = self.text(name, required=required)
         if raw is None:
             return None
-        try:
-            value = int(raw, 10)
-        except ValueError:
-            raise bad_request(f"{name} must be an integer, got {raw!r}") from None
+        if not _DIGITS.fullmatch(raw):
+            raise bad_request(f"{name} must be an integer, got {raw!r}")
+        value = int(raw)
         if not minimum <= value < MAX_ID:
             raise bad_request(f"{name} must be an integer of at least {minimum}, got {raw!r}")
         return value
@@ -112,3 +115,11 @@ def decode_cursor(kind: str, token: str) -> tuple[dict[str, Any], list[Any]]:
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise bad_request("cursor is not valid for this endpoint") from None
     return data["q"], data["after"]
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """An integer id from the path (``/client/{clientId}``...); 400 unless one."""
+    try:
+        return parse_id(name, request.match_info[name])
+    except ValueError as error:
+        raise bad_request(str(error)) from None

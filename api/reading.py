@@ -1,16 +1,14 @@
-"""What every read handler shares: stored JSON spliced into an answer, freshness headers,
-one fill at a time per scope."""
+"""What every read handler shares: stored JSON spliced into an answer, freshness headers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
 from api.freshness import Freshness
-from api.keys import CONFIG, FILL_LOCKS
+from api.keys import CONFIG
 
 
 def array(raws: Iterable[str]) -> str:
@@ -26,11 +24,3 @@ def answer(fields: Mapping[str, str], freshness: Freshness, request: web.Request
 
 def cursor_text(token: str | None) -> str:
     return json.dumps(token)
-
-
-def fill_lock(request: web.Request, scope: str) -> asyncio.Lock:
-    """One fill per scope at a time: a burst of first reads fetches from Booxi once."""
-    locks: dict[str, asyncio.Lock] = request.app[FILL_LOCKS]
-    if scope not in locks:
-        locks[scope] = asyncio.Lock()
-    return locks[scope]

@@ -14,7 +14,7 @@ import logging
 from aiohttp import web
 
 from api.errors import ApiError
-from api.keys import CONFIG, NO_RETENTION, WRITER
+from api.keys import CONFIG, NO_RETENTION, REPOLL, WRITER
 from mirror.webhooks import (
     MalformedEventError,
     WebhookAuthError,
@@ -44,8 +44,21 @@ async def receive(request: web.Request) -> web.Response:
     ):
         event = dataclasses.replace(event, retain=False)
     outcome = await request.app[WRITER].run_batched(apply_events, event)
+    if outcome == "applied":
+        request_repoll(request, event.booking)
     log.info(
         "webhook.received",
         extra={"event_id": event.event_id, "event_type": event.event_type, "outcome": outcome},
     )
     return web.json_response({"eventId": event.event_id, "outcome": outcome})
+
+
+def request_repoll(request: web.Request, booking: object) -> None:
+    """An appointment the mirror just stored outside a poll: its calendar events carry
+    provisional ids until Booxi's calendar is asked (``mirror.repoll``)."""
+    repoller = request.app.get(REPOLL)
+    if repoller is None or not isinstance(booking, dict):
+        return
+    staff_id = booking.get("staffId")
+    if booking.get("bookingMethod") == "Appointment" and isinstance(staff_id, int):
+        repoller.request(staff_id)

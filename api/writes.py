@@ -37,6 +37,7 @@ or keys.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -56,9 +57,12 @@ from api.auth import principal
 from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
 from api.idempotency import Claim, claim_for
 from api.keys import BOOXI, ENGINE, NO_RETENTION, WRITER
+from api.webhooks import request_repoll
 from api.written import Job
-from mirror.booxi_errors import BooxiUnavailable
+from mirror import answers
+from mirror.booxi_errors import BooxiError, BooxiUnavailable
 from mirror.booxi_http import Response
+from mirror.budget import Priority
 from mirror.client import BooxiClient
 from storage import bookings, reference
 from storage.errors import MalformedError
@@ -201,8 +205,15 @@ async def _write(
         if isinstance(error, BooxiUnavailable):
             _log_forwarded("write.forwarded", request, route, 503, None, stored=False)
         raise
-    job = _saving_job(save, answer, route, request) if 200 <= answer.status <= 299 else None
+    job = None
+    if 200 <= answer.status <= 299:
+        job = _saving_job(save, answer, route, request)
+        if job is None:
+            job = await _read_back(booxi, request, route, answer, save)
     stored = await _finish(request, route, job, claim, answer)
+    if stored and route.startswith("booking-"):
+        with contextlib.suppress(ValueError, UnicodeDecodeError):  # unreadable: read back
+            request_repoll(request, answers.booking_of(json.loads(answer.body))[0])
     _log_forwarded("write.forwarded", request, route, answer.status, duration_ms, stored=stored)
     return _response(answer.status, answer.headers, answer.body)
 
@@ -256,7 +267,7 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 
 
 def _saving_job(save: Saver, answer: Response, route: str, request: web.Request) -> Job | None:
-    """The job that stores a 2xx answer; None (and a warning) if it is not as expected."""
+    """The job that stores a 2xx answer; None (and a warning) if it cannot be stored."""
     try:
         return save(answer.body, utcnow())
     except MalformedError:
@@ -265,6 +276,53 @@ def _saving_job(save: Saver, answer: Response, route: str, request: web.Request)
             extra={"route": route, "status": answer.status, "ids": dict(request.match_info)},
         )
         return None
+
+
+async def _read_back(
+    booxi: BooxiClient, request: web.Request, route: str, answer: Response, save: Saver
+) -> Job | None:
+    """A 2xx answer the mirror could not store: read the object back from Booxi and store
+    that. If even that fails, drop the stored (older) version, so that no read serves it:
+    the next one asks Booxi."""
+    try:
+        parsed = json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+    booking_id = request.match_info.get("bookingId") or answers.booking_id_of(parsed)
+    client_id = _path_int(request, "clientId") or _client_id_of(parsed)
+    try:
+        if route.startswith("booking-") and booking_id:
+            got = await booxi.get_booking(booking_id, priority=Priority.WRITE)
+            job = save(json.dumps(got).encode(), utcnow())
+        elif route.startswith("client-") and client_id:
+            got = await booxi.get_client(client_id, priority=Priority.WRITE)
+            job = written.client_job(json.dumps(got).encode(), utcnow())
+        else:
+            log.warning("write.read_back_impossible", extra={"route": route})
+            return None
+    except (BooxiError, MalformedError) as error:
+        log.warning(
+            "write.read_back_failed",
+            extra={"route": route, "error": type(error).__name__, "ids": dict(request.match_info)},
+        )
+        if booking_id and route.startswith("booking-"):
+            return written.forget_booking_job(booking_id)
+        return written.forget_client_job(client_id) if client_id else None
+    log.info("write.read_back", extra={"route": route, "ids": dict(request.match_info)})
+    return job
+
+
+def _path_int(request: web.Request, name: str) -> int | None:
+    raw = request.match_info.get(name)
+    return int(raw) if raw is not None and _INTEGER.fullmatch(raw) else None
+
+
+def _client_id_of(parsed: object) -> int | None:
+    client, _ = answers.client_of(parsed)
+    if client is not None:
+        return int(client["id"])
+    link, _ = answers.link_of(parsed)
+    return int(link["clientId"]) if link is not None else None
 
 
 async def _finish(

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from mirror import answers
 from storage import bookings, erasure, reference
 from storage.errors import MalformedError
 from storage.rows import Json, booking_row, client_link_row, client_row, group_event_row
@@ -24,14 +24,14 @@ Job = Callable[[Connection], None]
 
 
 def booking_job(body: bytes, now: dt.datetime, *, retain: bool = True) -> Job:
-    """``{"booking": {...}, "groupEvents": [...]}`` of ``POST``/``PUT /booking``; with
-    ``retain=False`` the booking and its client are blocked before anything is stored."""
-    data = _object(body)
-    booking = data.get("booking")
-    if not isinstance(booking, dict):
-        raise MalformedError("booking must be a JSON object")
+    """``POST``/``PUT /booking``'s answer, wrapped (``{"booking", "groupEvents"}``) or the
+    bare booking (``mirror.answers``); with ``retain=False`` the booking and its client
+    are blocked before anything is stored."""
+    booking, group_events = answers.booking_of(_object(body))
+    if booking is None:
+        raise MalformedError("the answer holds no booking object")
     row = booking_row(booking, "write", now)
-    groups = [group_event_row(g, "write", now) for g in _list(data, "groupEvents")]
+    groups = [group_event_row(g, "write", now) for g in group_events]
 
     def job(conn: Connection) -> None:
         if not retain:
@@ -44,10 +44,13 @@ def booking_job(body: bytes, now: dt.datetime, *, retain: bool = True) -> Job:
 
 
 def client_job(body: bytes, now: dt.datetime) -> Job:
-    """``{"client": {...}, "clientLinks": [...]}`` of ``POST /client``, ``PUT /client/{id}``."""
-    data = _object(body)
-    client = client_row(data.get("client"), "write", now)
-    links = [client_link_row(link, "write", now) for link in _list(data, "clientLinks")]
+    """A client answer (``POST /client``, ``PUT /client/{id}``, ``GET /client/{id}``),
+    wrapped (``{"client", "clientLinks"}``) or the bare client."""
+    found, found_links = answers.client_of(_object(body))
+    if found is None:
+        raise MalformedError("the answer holds no client object")
+    client = client_row(found, "write", now)
+    links = [client_link_row(link, "write", now) for link in found_links]
 
     def job(conn: Connection) -> None:
         reference.upsert_clients(conn, [client])
@@ -57,14 +60,37 @@ def client_job(body: bytes, now: dt.datetime) -> Job:
 
 
 def link_job(body: bytes, now: dt.datetime) -> Job:
-    """``{"link": {...}, "client": {...}}`` of ``PUT /client/{id}/moduleLink/{moduleId}``."""
-    data = _object(body)
-    link = client_link_row(data.get("link"), "write", now)
-    client = client_row(data.get("client"), "write", now)
+    """``PUT /client/{id}/moduleLink/{moduleId}``'s answer: ``{"link", "client"}`` or the
+    bare link (the client is then left as stored)."""
+    found_link, found_client = answers.link_of(_object(body))
+    if found_link is None:
+        raise MalformedError("the answer holds no module link")
+    link = client_link_row(found_link, "write", now)
+    client = client_row(found_client, "write", now) if found_client is not None else None
 
     def job(conn: Connection) -> None:
-        reference.upsert_clients(conn, [client])
+        if client is not None:
+            reference.upsert_clients(conn, [client])
         reference.upsert_links(conn, [link])
+
+    return job
+
+
+def forget_booking_job(booking_id: str) -> Job:
+    """A booking written through the mirror whose new state could not be read: drop the
+    stored (older) version, so the next read asks Booxi rather than serve it."""
+
+    def job(conn: Connection) -> None:
+        bookings.delete_booking(conn, booking_id)
+
+    return job
+
+
+def forget_client_job(client_id: int) -> Job:
+    """The same for a client: the next read of it asks Booxi."""
+
+    def job(conn: Connection) -> None:
+        reference.delete_client(conn, client_id)
 
     return job
 
@@ -89,12 +115,3 @@ def _object(body: bytes) -> Json:
     if not isinstance(data, dict):
         raise MalformedError("the answer is not a JSON object")
     return data
-
-
-def _list(data: Json, key: str) -> list[Any]:
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MalformedError(f"{key} must be a list")
-    return value

@@ -325,6 +325,8 @@ class BooxiHttp:
     ) -> AsyncIterator[Json]:
         async for page in self._pages(path, params, priority):
             items = page.get(key)
+            if items is None:  # an empty page may come as null or without the key
+                continue
             if not isinstance(items, list):
                 raise BooxiError(f"Booxi answered GET {path} without a {key!r} list")
             for item in items:

@@ -20,12 +20,12 @@ from mirror import cli_db, cli_inbox, cli_status  # noqa: F401  (they register c
 from mirror import cli_output as out
 from mirror import inspect as inspection
 from mirror.cli import cli, json_output_option
+from mirror.vocabulary import EVENT_TYPES
 from storage import inspect as queries
 from storage import reads
 from storage.inspect import person_name
 from storage.times import instant_key, utcnow
 
-EVENT_TYPES = ("Appointment", "GroupEvent", "TimeSlot")
 MAX_EVENTS = 100_000  # calendar events shown at once
 
 

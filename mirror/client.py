@@ -14,8 +14,9 @@ Choices where ``booxi-api.md`` is silent or says "unknown":
 - The calendar's 7-day rule is checked exactly as Booxi states it, to the second,
   against this client's ``clock``: a caller that wants slack for clock skew leaves it.
 - ``include`` takes the five names of ``booxi-api.md`` (not ``None``): at least one.
-- ``/merchant/list`` page sizes are 1 to 100 (Booxi's maximum is not public; the
-  simulator's is 100). A page that brings no item ends the listing.
+- Offset-paged lists (``/merchant/list``, the Book Now ``/staff`` and ``/service``)
+  take page sizes of 1 to 100 (Booxi's maximum is not public; the simulator's is 100).
+  A page that brings no item ends the listing.
 - ``search_clients`` enforces Booxi's documented rules (one criterion family per request,
   ``moduleId``+``externalId`` and ``firstName``+``lastName`` paired, ``merchantId`` for
   contact searches) and, as the simulator does, exactly one contact criterion.
@@ -35,18 +36,21 @@ from mirror.booxi_http import BooxiHttp, Json, Response
 from mirror.budget import Priority, RateBudget
 from mirror.config import ENV_PREFIX, BooxiConfig
 from mirror.errors import ConfigError
+from mirror.vocabulary import (
+    BOOKING_METHODS,
+    EVENT_TYPES,
+    INCLUDED_OBJECTS,
+    MAX_BOOKING_ID,
+    MAX_ID,
+    MAX_MODULE_ID,
+    ORDERS,
+)
 
 __all__ = ["BooxiClient", "Priority", "RateBudget", "Response"]
 
-EVENT_TYPES = ("Appointment", "GroupEvent", "TimeSlot")
-INCLUDES = ("Appointment", "GroupEvent", "TimeSlot", "Staff", "Service")
-BOOKING_METHODS = ("Appointment", "GroupReservation", "Rental")
-ORDERS = ("Ascending", "Descending")
+INCLUDES = INCLUDED_OBJECTS
 CALENDAR_PAST_LIMIT = dt.timedelta(days=7)
-MAX_BOOKING_ID = 64
-MAX_MODULE_ID = 100
 MAX_PAGE_SIZE = 100
-MAX_ID = 2**53
 
 
 def _utcnow() -> dt.datetime:
@@ -188,27 +192,85 @@ class BooxiClient(BooxiHttp):
     ) -> AsyncIterator[Json]:
         """Every store of ``GET /merchant/list`` (offset-paged), one by one."""
         params = [] if group_id is None else [("groupId", _id("group_id", group_id))]
-        if isinstance(page_size, bool) or not isinstance(page_size, int):
-            raise BooxiInvalidRequest("page_size must be a whole number")
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise BooxiInvalidRequest(f"page_size must be from 1 to {MAX_PAGE_SIZE}")
-        return self._offset_items("/merchant/list", params, page_size, priority)
+        return self._offset_items("/merchant/list", params, _page_size(page_size), priority)
 
     async def get_merchant(self, merchant_id: int, *, priority: Priority = Priority.POLL) -> Json:
         """``GET /merchant/{id}``: the store."""
         return await self._get_json(f"/merchant/{_id('merchant_id', merchant_id)}", None, priority)
 
+    async def get_staff(self, staff_id: int, *, priority: Priority = Priority.POLL) -> Json:
+        """``GET /staff/{id}``: the staff member (bare, as Booxi's example shows)."""
+        return await self._get_json(f"/staff/{_id('staff_id', staff_id)}", None, priority)
+
     def iter_staff(
-        self, *, merchant_id: int | None = None, priority: Priority = Priority.POLL
+        self,
+        *,
+        merchant_id: int | None = None,
+        module_id: str | None = None,
+        external_id: str | None = None,
+        priority: Priority = Priority.POLL,
     ) -> AsyncIterator[Json]:
-        """Every staff member of ``GET /staff/list`` (cursor-paged ``staffs``)."""
-        return self._items("/staff/list", _merchant(merchant_id), "staffs", priority)
+        """Every staff member of ``GET /staff/list`` (cursor-paged ``staffs``); with
+        ``module_id`` + ``external_id``, those linked to that external id."""
+        params = _merchant(merchant_id) + _module(module_id, external_id)
+        return self._items("/staff/list", params, "staffs", priority)
 
     def iter_services(
-        self, *, merchant_id: int | None = None, priority: Priority = Priority.POLL
+        self,
+        *,
+        merchant_id: int | None = None,
+        module_id: str | None = None,
+        external_id: str | None = None,
+        priority: Priority = Priority.POLL,
     ) -> AsyncIterator[Json]:
-        """Every service of ``GET /service/list`` (cursor-paged ``services``)."""
-        return self._items("/service/list", _merchant(merchant_id), "services", priority)
+        """Every service of ``GET /service/list`` (cursor-paged ``services``); with
+        ``module_id`` + ``external_id``, those linked to that external id."""
+        params = _merchant(merchant_id) + _module(module_id, external_id)
+        return self._items("/service/list", params, "services", priority)
+
+    async def get_staff_module_link(
+        self, staff_id: int, module_id: str, *, priority: Priority = Priority.FILL
+    ) -> Json:
+        """``GET /staff/{id}/moduleLink/{moduleId}``: ``{"link": ..., "staff": ...}``."""
+        return await self._get_json(_link_path(staff_id, module_id, "staff"), None, priority)
+
+    async def get_service_module_link(
+        self, service_id: int, module_id: str, *, priority: Priority = Priority.FILL
+    ) -> Json:
+        """``GET /service/{id}/moduleLink/{moduleId}``: ``{"link": ..., "service": ...}``."""
+        return await self._get_json(_link_path(service_id, module_id, "service"), None, priority)
+
+    # ---- Book Now lists (offset-paged) ------------------------------------------------
+
+    def iter_book_now_staff(
+        self,
+        merchant_id: int,
+        *,
+        service_id: int | None = None,
+        page_size: int = 50,
+        priority: Priority = Priority.FILL,
+    ) -> AsyncIterator[Json]:
+        """Every item of ``GET /staff`` (Book Now: the store's online staff); with
+        ``service_id``, those who perform it."""
+        params = _merchant(merchant_id)
+        if service_id is not None:
+            params.append(("serviceId", _id("service_id", service_id)))
+        return self._offset_items("/staff", params, _page_size(page_size), priority)
+
+    def iter_book_now_services(
+        self,
+        merchant_id: int,
+        *,
+        staff_id: int | None = None,
+        page_size: int = 50,
+        priority: Priority = Priority.FILL,
+    ) -> AsyncIterator[Json]:
+        """Every item of ``GET /service`` (Book Now: the store's online services); with
+        ``staff_id``, those the staff member performs."""
+        params = _merchant(merchant_id)
+        if staff_id is not None:
+            params.append(("staffId", _id("staff_id", staff_id)))
+        return self._offset_items("/service", params, _page_size(page_size), priority)
 
     def iter_service_categories(
         self, *, merchant_id: int | None = None, priority: Priority = Priority.POLL
@@ -303,18 +365,31 @@ class BooxiClient(BooxiHttp):
     async def _offset_items(
         self, path: str, params: list[tuple[str, str]], limit: int, priority: Priority
     ) -> AsyncIterator[Json]:
+        """Every item of an offset-paged list. Tolerant: ``items`` absent or null is an
+        empty page; ``total`` may be absent or a numeric string (the listing then ends
+        on a page shorter than asked)."""
         offset = 0
         while True:
             paging = [("offset", str(offset)), ("limit", str(limit))]
             page = await self._get_json(path, params + paging, priority)
-            items, total = page.get("items"), page.get("total")
-            if not isinstance(items, list) or isinstance(total, bool) or not isinstance(total, int):
-                raise BooxiError(f"Booxi answered GET {path} without items and total")
+            items, total = page.get("items"), _count(page.get("total"))
+            if items is None:
+                items = []
+            if not isinstance(items, list):
+                raise BooxiError(f"Booxi answered GET {path} without an items list")
             for item in items:
                 yield item
             offset += len(items)
-            if not items or offset >= total:
+            if not items or (offset >= total if total is not None else len(items) < limit):
                 return
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 # ---- argument checks --------------------------------------------------------------
@@ -350,9 +425,28 @@ def _segment(name: str, value: object, max_length: int) -> str:
     return quote(value, safe="")
 
 
-def _link_path(client_id: int, module_id: str) -> str:
+def _link_path(ident: int, module_id: str, kind: str = "client") -> str:
     module = _segment("module_id", module_id, MAX_MODULE_ID)
-    return f"/client/{_id('client_id', client_id)}/moduleLink/{module}"
+    return f"/{kind}/{_id(f'{kind}_id', ident)}/moduleLink/{module}"
+
+
+def _module(module_id: str | None, external_id: str | None) -> list[tuple[str, str]]:
+    """``moduleId`` + ``externalId`` search parameters: both or neither."""
+    if (module_id is None) != (external_id is None):
+        raise BooxiInvalidRequest("module_id and external_id go together")
+    if module_id is None or external_id is None:
+        return []
+    if len(module_id) > MAX_MODULE_ID:
+        raise BooxiInvalidRequest(f"module_id must be at most {MAX_MODULE_ID} characters")
+    return [("moduleId", _text("module_id", module_id)), ("externalId", _text("external_id", external_id))]
+
+
+def _page_size(page_size: object) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise BooxiInvalidRequest("page_size must be a whole number")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise BooxiInvalidRequest(f"page_size must be from 1 to {MAX_PAGE_SIZE}")
+    return page_size
 
 
 def _text(name: str, value: object) -> str:

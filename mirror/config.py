@@ -101,6 +101,7 @@ class SyncConfig(_Section):
     calendar_interval_s: float = Field(default=300.0, gt=0)
     horizon_days: int = Field(default=90, ge=1)
     reference_interval_s: float = Field(default=3600.0, gt=0)
+    history_days: int = Field(default=730, ge=1, le=36500)
 
 
 class ApiKey(_Section):

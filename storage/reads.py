@@ -57,6 +57,7 @@ class CalendarPage:
     staff: Raw | None
     time_slots: list[Raw]
     last: tuple[str, int] | None  # sort key of the last event, when more follow
+    provisional: bool = False  # some events carry ids derived by the mirror, not Booxi's
 
 
 def staff_merchant(conn: sqlite3.Connection, staff_id: int) -> int | None | bool:
@@ -95,6 +96,7 @@ def calendar_page(
         None,
         [],
         (rows[-1][1], rows[-1][0]) if more and rows else None,
+        any(r[0] < 0 for r in rows),
     )
     appointment_ids = [r[3] for r in rows if r[2] == "Appointment" and r[3]]
     group_ids = [r[4] for r in rows if r[2] == "GroupEvent" and r[4] is not None]
@@ -286,11 +288,19 @@ def listing(
     visible: frozenset[int] | None,
     after: int | None,
     size: int,
+    linked: tuple[str, str, str] | None = None,
 ) -> tuple[list[Raw], int | None]:
-    """A cursor page of staff, services or categories by id; the last id when more follow."""
+    """A cursor page of staff, services or categories by id; the last id when more follow.
+    ``linked`` (entity, module id, external id): only the objects linked to that id."""
     table, columns = LISTS[kind]
     sql = f"SELECT id, merchant_id, raw FROM {table} WHERE 1 = 1"
     params: list[Any] = []
+    if linked is not None:
+        sql += (
+            " AND id IN (SELECT entity_id FROM module_link WHERE entity = ? AND module_id = ?"
+            " AND external_id = ?)"
+        )
+        params += list(linked)
     for name, value in filters.items():
         if value is not None and name in columns:
             sql += f" AND {columns[name]} = ?"
@@ -419,14 +429,15 @@ def calendar_read(
     includes: Sequence[str],
     after: tuple[str, int] | None,
     size: int,
+    partial: bool = False,
 ) -> CalendarRead:
     """The staff member's store, the coverage of the range, their sync state and, when
-    the range is covered (or a later page is asked for), the page itself."""
+    the range is covered (or a later page is asked for, or ``partial``), the page."""
     from storage.coverage import read_coverage
 
     merchant = staff_merchant(conn, staff_id)
     covered = read_coverage(conn, f"staff:{staff_id}", start, end)
     page = None
-    if merchant is not False and (covered.complete or after is not None):
+    if merchant is not False and (covered.complete or after is not None or partial):
         page = calendar_page(conn, staff_id, start, end, types, includes, after, size)
     return CalendarRead(merchant, covered, staff_sync(conn, [staff_id]), page)

@@ -47,3 +47,8 @@ def stored_utc(value: object) -> dt.datetime:
     else:
         raise ValueError(f"not a stored timestamp: {value!r}")
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def wire_instant(key: str) -> str:
+    """A stored instant key in Booxi's wire form (UTC, whole seconds, ``Z``)."""
+    return parse_instant(key).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -28,6 +28,7 @@ merchant_ids = [11, 12]
 calendar_interval_s = 60
 horizon_days = 30
 reference_interval_s = 600
+history_days = 400
 
 [api]
 host = "0.0.0.0"
@@ -92,6 +93,7 @@ def test_load_config_defaults_without_file() -> None:
     assert config.sync.calendar_interval_s == 300
     assert config.sync.horizon_days == 90
     assert config.sync.reference_interval_s == 3600
+    assert config.sync.history_days == 730
     assert (config.api.host, config.api.port, config.api.keys) == ("127.0.0.1", 8080, ())
     assert config.webhook.secret is None
     assert config.webhook.signing_secret is None
@@ -111,6 +113,7 @@ def test_load_config_reads_every_key_of_a_full_file(tmp_path: Path) -> None:
         "calendar_interval_s": 60,
         "horizon_days": 30,
         "reference_interval_s": 600,
+        "history_days": 400,
     }
     assert (config.api.host, config.api.port) == ("0.0.0.0", 9000)
     tablets, crm = config.api.keys
@@ -226,7 +229,7 @@ def test_load_config_unknown_key_in_api_keys_entry(tmp_path: Path) -> None:
         (
             "BOOXI_MIRROR_SYNC__HORIZON_DAY",
             "BOOXI_MIRROR_SYNC__HORIZON_DAY: unknown key in [sync]; valid keys: "
-            "calendar_interval_s, horizon_days, merchant_ids, reference_interval_s",
+            "calendar_interval_s, history_days, horizon_days, merchant_ids, reference_interval_s",
         ),
         (
             "BOOXI_MIRROR_SINK__HORIZON_DAYS",
