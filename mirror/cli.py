@@ -26,6 +26,7 @@ from mirror.config import (
     resolve_config_path,
 )
 from mirror.errors import ConfigError
+from simulator.dialects import NAMES as SIM_DIALECTS
 
 if TYPE_CHECKING:
     from simulator import SimSettings
@@ -312,6 +313,14 @@ _seed_option = click.option(
     metavar="DATE",
     help="Day (e.g. 2026-11-22) the bookings are laid out around [default: today, UTC].",
 )
+@click.option(
+    "--dialect",
+    "dialects",
+    metavar="NAME",
+    multiple=True,
+    type=click.Choice(SIM_DIALECTS),
+    help="Play another reading of Booxi (repeatable): " + ", ".join(SIM_DIALECTS) + ".",
+)
 def sim(
     host: str,
     port: int,
@@ -327,6 +336,7 @@ def sim(
     signing_secret: str | None,
     no_rate_limit: bool,
     anchor: dt.datetime | None,
+    dialects: tuple[str, ...],
 ) -> None:
     """Run the Booxi simulator, a local Booxi API.
 
@@ -335,22 +345,26 @@ def sim(
     """
     from simulator import SimSettings
 
-    settings = SimSettings(
-        partner_key=partner_key or _generate_key(),
-        merchant_key=merchant_key or _generate_key(),
-        seed=seed,
-        stores=stores,
-        staff_per_store=staff_per_store,
-        clients=clients,
-        page_size=page_size,
-        webhook_urls=webhook_urls,
-        webhook_secret=webhook_secret,
-        signing_secret=signing_secret,
-        rate_limit=not no_rate_limit,
-        anchor=(anchor or dt.datetime.now(dt.UTC)).replace(
-            hour=0, minute=0, second=0, microsecond=0, tzinfo=dt.UTC
-        ),
-    )
+    try:
+        settings = SimSettings(
+            partner_key=partner_key or _generate_key(),
+            merchant_key=merchant_key or _generate_key(),
+            seed=seed,
+            stores=stores,
+            staff_per_store=staff_per_store,
+            clients=clients,
+            page_size=page_size,
+            webhook_urls=webhook_urls,
+            webhook_secret=webhook_secret,
+            signing_secret=signing_secret,
+            rate_limit=not no_rate_limit,
+            anchor=(anchor or dt.datetime.now(dt.UTC)).replace(
+                hour=0, minute=0, second=0, microsecond=0, tzinfo=dt.UTC
+            ),
+            dialects=dialects,
+        )
+    except ValueError as error:  # dialects that exclude each other
+        raise click.BadParameter(str(error), param_hint="'--dialect'") from None
     _serve_simulator(
         settings,
         host,

@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from simulator import availability, bookings, calendar, clients, control, directory
+from simulator import availability, bookings, calendar, clients, control, directory, links
+from simulator.answers import event_content
+from simulator.dialects import ActiveDialects
 from simulator.faults import Faults
 from simulator.generate import build_world
 from simulator.keys import (
+    DIALECTS,
     FAIR_USE,
     FAULT_RNG,
     FAULTS,
@@ -43,10 +46,12 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/staff", directory.book_now_staff),
     ("GET", "/staff/list", directory.list_staff),
     ("GET", "/staff/{staffId}", directory.get_staff_by_id),
+    ("GET", "/staff/{staffId}/moduleLink/{moduleId}", links.get_staff_link),
     ("GET", "/service", directory.book_now_services),
     ("GET", "/service/list", directory.list_services),
     ("GET", "/service/{serviceId}/availability", availability.service_availability),
     ("GET", "/service/{serviceId}", directory.get_service_by_id),
+    ("GET", "/service/{serviceId}/moduleLink/{moduleId}", links.get_service_link),
     ("GET", "/serviceCategory", directory.book_now_categories),
     ("GET", "/serviceCategory/list", directory.list_categories),
     ("GET", "/serviceCategory/{serviceCategoryId}", directory.get_category_by_id),
@@ -64,6 +69,9 @@ CONTROL_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/_sim/faults", control.get_faults),
     ("POST", "/_sim/faults", control.set_faults),
     ("DELETE", "/_sim/faults", control.reset_faults),
+    ("GET", "/_sim/dialects", control.get_dialects),
+    ("POST", "/_sim/dialects", control.set_dialects),
+    ("DELETE", "/_sim/dialects", control.reset_dialects),
     ("POST", "/_sim/mutate", control.post_mutate),
     ("GET", "/_sim/state", control.get_state),
     ("GET", "/_sim/webhooks", control.get_webhooks),
@@ -92,10 +100,14 @@ def create_app(
         secret=settings.webhook_secret,
         signing_secret=settings.signing_secret,
     )
-    world.listeners.append(webhooks.publish)
+    active = ActiveDialects(settings.dialects)
+    world.listeners.append(
+        lambda event_type, content: webhooks.publish(event_type, event_content(active, content))
+    )
     app[SETTINGS] = settings
     app[WORLD] = world
     app[FAULTS] = faults
+    app[DIALECTS] = active
     app[FAIR_USE] = FairUse()
     app[FAULT_RNG] = random.Random(settings.seed + 2)
     app[WEBHOOKS] = webhooks

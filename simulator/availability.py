@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from simulator.answers import answer
 from simulator.body import Fields, read_json_object
 from simulator.errors import bad_request, not_found
-from simulator.keys import SETTINGS, WORLD
+from simulator.keys import DIALECTS, SETTINGS, WORLD
 from simulator.paging import decode_cursor, encode_cursor, keyset_page
 from simulator.params import Query
 from simulator.timeutil import fmt, parse_rfc3339
@@ -86,17 +87,17 @@ async def service_availability(request: web.Request) -> web.Response:
         ):
             raise not_found("Staff", staff_id)
     slots = _service_slots(world, service, start, end, staff_id)
-    page, last = keyset_page(
-        slots, lambda s: [s["start"], s["staffId"]], after, request.app[SETTINGS].page_size
-    )
+    size = request.app[DIALECTS].page_size(request.app[SETTINGS].page_size)
+    page, last = keyset_page(slots, lambda s: [s["start"], s["staffId"]], after, size)
     saved = {"from": fmt(start), "to": fmt(end), "staffId": staff_id}
-    return web.json_response(
+    return answer(
+        request,
         {
             "staffSelectionMode": service["staffSelectionMode"],
             "timeSelectionMode": service["timeSelectionMode"],
             "serviceAvailability": page,
             "cursor": encode_cursor(f"availability:{service['id']}", saved, last) if last else None,
-        }
+        },
     )
 
 
@@ -202,7 +203,8 @@ async def search_availability(request: web.Request) -> web.Response:
         }
         for s in services
     ]
-    return web.json_response(
+    return answer(
+        request,
         {
             "availability": {
                 "timeSelectionMode": "TimeSlot",
@@ -216,5 +218,5 @@ async def search_availability(request: web.Request) -> web.Response:
                     for moment, ids in sorted(by_start.items())
                 ],
             }
-        }
+        },
     )

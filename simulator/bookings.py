@@ -6,18 +6,23 @@ inclusively; cancelled bookings are included; ``order`` sorts by ``startsOn`` th
 ``bookingId`` (``Ascending`` by default). The envelope always carries ``bookings``,
 ``groupEvents``, ``services``, ``staff`` (**choice**: a list, since a history spans
 several staff members), ``merchants``, ``resources`` (always empty: the simulator has
-no resources) and ``cursor``.
+no resources) and ``cursor``. The ``history-range-required`` dialect makes ``from``
+and ``to`` required, at most 366 days apart (see ``simulator.dialects``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from aiohttp import web
 
 from simulator import operations
+from simulator.answers import answer
 from simulator.body import read_json_object
+from simulator.dialects import HISTORY_MAX_DAYS, HISTORY_RANGE_REQUIRED, LISTS_NULL, WRITE_BARE
 from simulator.errors import bad_request, not_found
 from simulator.includes import group_events_of, services_of
-from simulator.keys import SETTINGS, WORLD
+from simulator.keys import DIALECTS, SETTINGS, WORLD
 from simulator.paging import decode_cursor, encode_cursor, keyset_page
 from simulator.params import Query
 from simulator.timeutil import fmt, parse_rfc3339
@@ -36,6 +41,8 @@ async def list_bookings(request: web.Request) -> web.Response:
         start, end = query.time("from"), query.time("to")
         if start and end and end < start:
             raise bad_request("to must not be before from")
+        if HISTORY_RANGE_REQUIRED in request.app[DIALECTS]:
+            _check_range(start, end)
         saved = {
             "clientId": query.required_integer("clientId"),
             "merchantId": query.integer("merchantId"),
@@ -69,13 +76,14 @@ async def list_bookings(request: web.Request) -> web.Response:
         found,
         lambda b: [b["startsOn"], b["bookingId"]],
         after,
-        request.app[SETTINGS].page_size,
+        request.app[DIALECTS].page_size(request.app[SETTINGS].page_size),
         descending=descending,
     )
     group_events = group_events_of(world, page)
     staff_ids = dict.fromkeys(b["staffId"] for b in page)
     merchant_ids = dict.fromkeys(b["merchantId"] for b in page)
-    return web.json_response(
+    return answer(
+        request,
         {
             "bookings": page,
             "groupEvents": group_events,
@@ -84,8 +92,16 @@ async def list_bookings(request: web.Request) -> web.Response:
             "merchants": [world.merchants[i] for i in merchant_ids if i in world.merchants],
             "resources": [],
             "cursor": encode_cursor("booking", saved, last) if last is not None else None,
-        }
+        },
+        null_lists=True,
     )
+
+
+def _check_range(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    if start is None or end is None:
+        raise bad_request("from and to are required")
+    if end - start > dt.timedelta(days=HISTORY_MAX_DAYS):
+        raise bad_request(f"from and to may be at most {HISTORY_MAX_DAYS} days apart")
 
 
 async def get_booking(request: web.Request) -> web.Response:
@@ -95,19 +111,28 @@ async def get_booking(request: web.Request) -> web.Response:
     booking = world.bookings.get(booking_id)
     if booking is None:
         raise not_found("Booking", booking_id)
-    return web.json_response(_with_group_events(request, booking))
+    body = _with_group_events(request, booking)
+    if LISTS_NULL in request.app[DIALECTS] and not body["groupEvents"]:
+        del body["groupEvents"]
+    return answer(request, body, null_lists=True)
 
 
 async def create_booking(request: web.Request) -> web.Response:
     booking = operations.create_booking(request.app[WORLD], await read_json_object(request))
-    return web.json_response(_with_group_events(request, booking))
+    return _written(request, booking)
 
 
 async def update_booking(request: web.Request) -> web.Response:
     booking = operations.update_booking(
         request.app[WORLD], request.match_info["bookingId"], await read_json_object(request)
     )
-    return web.json_response(_with_group_events(request, booking))
+    return _written(request, booking)
+
+
+def _written(request: web.Request, booking: Json) -> web.Response:
+    if WRITE_BARE in request.app[DIALECTS]:
+        return answer(request, booking, bare="booking")
+    return answer(request, _with_group_events(request, booking), null_lists=True)
 
 
 def _with_group_events(request: web.Request, booking: Json) -> Json:

@@ -15,9 +15,10 @@ import datetime as dt
 
 from aiohttp import web
 
+from simulator.answers import answer
 from simulator.errors import bad_request, not_found
 from simulator.includes import services_of, unique_by
-from simulator.keys import SETTINGS, WORLD
+from simulator.keys import DIALECTS, SETTINGS, WORLD
 from simulator.paging import decode_cursor, encode_cursor, keyset_page
 from simulator.params import Query
 from simulator.timeutil import fmt, parse_rfc3339, utcnow
@@ -55,9 +56,8 @@ async def get_calendar(request: web.Request) -> web.Response:
     if staff is None:
         raise not_found("Staff", staff_id)
     events = world.calendar_events(staff_id, start, end, set(types))
-    page, last = keyset_page(
-        events, lambda e: [e["start"], e["id"]], after, request.app[SETTINGS].page_size
-    )
+    size = request.app[DIALECTS].page_size(request.app[SETTINGS].page_size)
+    page, last = keyset_page(events, lambda e: [e["start"], e["id"]], after, size)
     cursor = None
     if last is not None:
         saved_query = {
@@ -68,7 +68,7 @@ async def get_calendar(request: web.Request) -> web.Response:
             "include": includes,
         }
         cursor = encode_cursor("calendar", saved_query, last)
-    return web.json_response(_envelope(request, page, staff, includes, cursor))
+    return answer(request, _envelope(request, page, staff, includes, cursor), null_lists=True)
 
 
 def _envelope(

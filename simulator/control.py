@@ -7,6 +7,9 @@ with ``{"count": N, "seed": S}`` answering ``{"changed": [bookingId, ...]}``, an
 ``GET /_sim/requests`` (the latest 20,000 API calls with their time, key and status,
 to check a client's budget; ``DELETE`` clears it) and
 ``POST /_sim/webhooks/drain`` (wait until every delivery is done or given up).
+``GET``/``POST``/``DELETE /_sim/dialects`` show, replace (``{"active": [names]}``, all
+or nothing, 400 on an unknown name) or reset (to ``SimSettings.dialects``) the
+dialects in force: ``{"active": [...], "available": {name: description}}``.
 Control endpoints need no key and are never affected by faults.
 """
 
@@ -18,9 +21,10 @@ import dataclasses
 from aiohttp import web
 
 from simulator.body import Fields, read_json_object
+from simulator.dialects import available
 from simulator.errors import bad_request
 from simulator.faults import Faults
-from simulator.keys import FAULTS, REQUEST_LOG, SETTINGS, WEBHOOKS, WORLD
+from simulator.keys import DIALECTS, FAULTS, REQUEST_LOG, SETTINGS, WEBHOOKS, WORLD
 from simulator.mutate import mutate
 
 MAX_MUTATIONS = 10_000
@@ -42,6 +46,32 @@ async def reset_faults(request: web.Request) -> web.Response:
     for field in dataclasses.fields(Faults):
         setattr(faults, field.name, getattr(defaults, field.name))
     return web.json_response(faults.as_json())
+
+
+async def get_dialects(request: web.Request) -> web.Response:
+    return _dialects(request)
+
+
+async def set_dialects(request: web.Request) -> web.Response:
+    names = (await read_json_object(request)).get("active")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise bad_request('send {"active": [dialect names]}')
+    try:
+        request.app[DIALECTS].replace(names)
+    except ValueError as error:
+        raise bad_request(str(error)) from None
+    return _dialects(request)
+
+
+async def reset_dialects(request: web.Request) -> web.Response:
+    request.app[DIALECTS].replace(request.app[SETTINGS].dialects)
+    return _dialects(request)
+
+
+def _dialects(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"active": list(request.app[DIALECTS].names), "available": available()}
+    )
 
 
 async def post_mutate(request: web.Request) -> web.Response:

@@ -8,6 +8,18 @@
 merchant group, so ``groupId`` other than its own gives an empty list; ``GET
 /merchant`` answers the store of ``merchantId`` or, without it, the first store;
 staff carry ``merchantId``, the store they work at.
+
+``moduleId``+``externalId`` on ``/staff/list`` and ``/service/list`` find the objects
+linked to that external id (``hr`` for staff, ``pos`` for services); categories have
+no links, so there it is always an empty list.
+
+Book Now lists (public key), sorted by id, for the store of ``merchantId`` or, without
+it, the first store: ``GET /staff`` the store's ``Online`` staff, with ``serviceId``
+only those who perform it (``World.service_staff``; an unknown service is a 404, one of
+another store gives an empty list); ``GET /service`` the store's ``Online`` services,
+with ``staffId`` only those the staff member performs (unknown staff 404),
+``bookingMethod`` (exact) and ``keywords`` (case-insensitive, in the name);
+``GET /serviceCategory`` the store's categories.
 """
 
 from __future__ import annotations
@@ -17,8 +29,10 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from simulator.answers import answer
 from simulator.errors import bad_request, not_found
-from simulator.keys import SETTINGS, WORLD
+from simulator.keys import DIALECTS, SETTINGS, WORLD
+from simulator.links import linked_ids
 from simulator.paging import decode_cursor, encode_cursor, keyset_page, offset_page
 from simulator.params import Query
 from simulator.world import Json, World
@@ -31,32 +45,38 @@ def _path_id(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-def _one(table: Callable[[World], dict[int, Json]], what: str, name: str) -> Handler:
+def _one(table: Callable[[World], dict[int, Json]], what: str, name: str, kind: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         ident = _path_id(request, name)
         found = table(request.app[WORLD]).get(ident)
         if found is None:
             raise not_found(what, ident)
-        return web.json_response(found)
+        return answer(request, found, bare=kind)
 
     return handler
 
 
-get_merchant_by_id = _one(lambda w: w.merchants, "Merchant", "merchantId")
-get_staff_by_id = _one(lambda w: w.staff, "Staff", "staffId")
-get_service_by_id = _one(lambda w: w.services, "Service", "serviceId")
-get_category_by_id = _one(lambda w: w.categories, "ServiceCategory", "serviceCategoryId")
+get_merchant_by_id = _one(lambda w: w.merchants, "Merchant", "merchantId", "merchant")
+get_staff_by_id = _one(lambda w: w.staff, "Staff", "staffId", "staff")
+get_service_by_id = _one(lambda w: w.services, "Service", "serviceId", "service")
+get_category_by_id = _one(
+    lambda w: w.categories, "ServiceCategory", "serviceCategoryId", "serviceCategory"
+)
+
+
+def _default_limit(request: web.Request) -> int:
+    return request.app[DIALECTS].offset_limit(request.app[SETTINGS].page_size)
 
 
 async def get_merchant(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     merchant_id = Query(request.query).integer("merchantId")
     if merchant_id is None:
-        return web.json_response(next(iter(world.merchants.values())))
+        return answer(request, next(iter(world.merchants.values())), bare="merchant")
     merchant = world.merchants.get(merchant_id)
     if merchant is None:
         raise not_found("Merchant", merchant_id)
-    return web.json_response(merchant)
+    return answer(request, merchant, bare="merchant")
 
 
 async def list_merchants(request: web.Request) -> web.Response:
@@ -65,7 +85,7 @@ async def list_merchants(request: web.Request) -> web.Response:
     group_id = query.integer("groupId")
     query.text("language")
     merchants = [m for m in world.merchants.values() if group_id in (None, m["groupId"])]
-    return web.json_response(offset_page(query, merchants, request.app[SETTINGS].page_size))
+    return answer(request, offset_page(query, merchants, _default_limit(request)), items="merchant")
 
 
 # ---- cursor-paged lists --------------------------------------------------------------
@@ -73,7 +93,11 @@ INTEGER_FILTERS = ("merchantId", "serviceCategoryId")
 
 
 def _cursor_list(
-    kind: str, key: str, table: Callable[[World], dict[int, Json]], filters: tuple[str, ...]
+    kind: str,
+    key: str,
+    table: Callable[[World], dict[int, Json]],
+    filters: tuple[str, ...],
+    links: Callable[[World], dict[tuple[int, str], Json]] | None = None,
 ) -> Handler:
     """A cursor-paged list of one table, filtered on integer and string fields."""
 
@@ -92,18 +116,20 @@ def _cursor_list(
         world = request.app[WORLD]
         rows = sorted(table(world).values(), key=lambda row: row["id"])
         rows = [row for row in rows if _matches(row, saved)]
-        page, last = keyset_page(
-            rows, lambda row: [row["id"]], after, request.app[SETTINGS].page_size
-        )
+        if saved.get("externalId"):
+            found = linked_ids(
+                links(world) if links else {}, str(saved["moduleId"]), str(saved["externalId"])
+            )
+            rows = [row for row in rows if row["id"] in found]
+        size = request.app[DIALECTS].page_size(request.app[SETTINGS].page_size)
+        page, last = keyset_page(rows, lambda row: [row["id"]], after, size)
         cursor = encode_cursor(kind, saved, last) if last is not None else None
-        return web.json_response({key: page, "cursor": cursor})
+        return answer(request, {key: page, "cursor": cursor})
 
     return handler
 
 
 def _matches(row: Json, saved: dict[str, object]) -> bool:
-    if saved.get("externalId"):
-        return False  # the simulator keeps module links for clients only
     checks = {
         "merchantId": row.get("merchantId"),
         "serviceCategoryId": row.get("categoryId"),
@@ -119,12 +145,14 @@ list_staff = _cursor_list(
     "staffs",
     lambda w: w.staff,
     ("merchantId", "moduleId", "externalId", "status", "personnelType"),
+    lambda w: w.staff_links,
 )
 list_services = _cursor_list(
     "service",
     "services",
     lambda w: w.services,
     ("merchantId", "moduleId", "externalId", "serviceCategoryId", "bookingMethod", "status"),
+    lambda w: w.service_links,
 )
 list_categories = _cursor_list(
     "serviceCategory",
@@ -140,34 +168,55 @@ async def book_now_staff(request: web.Request) -> web.Response:
     query = Query(request.query)
     merchant_id = _book_now_merchant(world, query)
     service_id = query.integer("serviceId")
-    if service_id is not None and service_id not in world.services:
-        raise not_found("Service", service_id)
-    rows = [s for s in world.staff.values() if s["merchantId"] == merchant_id]
-    return web.json_response(offset_page(query, rows, request.app[SETTINGS].page_size))
+    performers: list[int] | None = None
+    if service_id is not None:
+        if service_id not in world.services:
+            raise not_found("Service", service_id)
+        performers = world.service_staff.get(service_id, [])
+    query.text("language")
+    rows = [
+        s
+        for s in _by_id(world.staff)
+        if s["merchantId"] == merchant_id
+        and s["status"] == "Online"
+        and (performers is None or s["id"] in performers)
+    ]
+    return answer(request, offset_page(query, rows, _default_limit(request)), items="staff")
 
 
 async def book_now_services(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     query = Query(request.query)
     merchant_id = _book_now_merchant(world, query)
+    staff_id = query.integer("staffId")
+    if staff_id is not None and staff_id not in world.staff:
+        raise not_found("Staff", staff_id)
     method = query.text("bookingMethod")
     keywords = (query.text("keywords") or "").lower()
+    query.text("language")
     rows = [
         s
-        for s in world.services.values()
+        for s in _by_id(world.services)
         if s["merchantId"] == merchant_id
+        and s["status"] == "Online"
         and method in (None, s["bookingMethod"])
         and keywords in s["name"].lower()
+        and (staff_id is None or staff_id in world.service_staff.get(s["id"], []))
     ]
-    return web.json_response(offset_page(query, rows, request.app[SETTINGS].page_size))
+    return answer(request, offset_page(query, rows, _default_limit(request)), items="service")
 
 
 async def book_now_categories(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     query = Query(request.query)
     merchant_id = _book_now_merchant(world, query)
-    rows = [c for c in world.categories.values() if c["merchantId"] == merchant_id]
-    return web.json_response(offset_page(query, rows, request.app[SETTINGS].page_size))
+    query.text("language")
+    rows = [c for c in _by_id(world.categories) if c["merchantId"] == merchant_id]
+    return answer(request, offset_page(query, rows, _default_limit(request)))
+
+
+def _by_id(table: dict[int, Json]) -> list[Json]:
+    return [table[ident] for ident in sorted(table)]
 
 
 def _book_now_merchant(world: World, query: Query) -> int:

@@ -5,6 +5,16 @@ The names are a contract other tools drive: ``latency_ms``, ``error_rate``,
 ``webhook_reorder``, ``webhook_delay_ms``. Two more are ours: ``throttle_rate``
 (a fraction of API calls answered 429 whatever the budget) and ``webhook_delay_rate``
 (the fraction of deliveries that ``webhook_delay_ms`` applies to; 1 by default).
+
+Forced answers, ours too: ``force_status`` (an HTTP status from 400 to 599, or
+``null``, the default) answers every API call whose path, relative to
+``/booking/v1``, starts with one of ``force_paths`` (plain string prefixes such as
+``"/booking"``, which also covers ``/booking/A1``; ``[]``, the default, means every
+path) with that status in Booxi's error shape ``{"message": "forced by the
+simulator", "code": status}``, plus ``Retry-After: 1`` on a 429. It is applied after
+the key check, before the fair-use budget. ``force_count`` (a whole number of at
+least 1, or ``null`` for "until reset") counts the calls still to force: each forced
+call takes one off, and at 0 ``force_status`` and ``force_count`` go back to ``null``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,28 @@ MILLISECONDS = ("latency_ms", "webhook_delay_ms")
 MAX_MS = 120_000
 
 
+def _check_status(name: str, value: object) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599
+    ):
+        raise bad_request(f"{name} must be an HTTP status from 400 to 599, or null")
+
+
+def _check_paths(name: str, value: object) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(p, str) and p.startswith("/") for p in value
+    ):
+        raise bad_request(f'{name} must be a list of paths under /booking/v1, such as "/booking"')
+
+
+def _check_count(name: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise bad_request(f"{name} must be a whole number of at least 1, or null")
+
+
+FORCED = {"force_status": _check_status, "force_paths": _check_paths, "force_count": _check_count}
+
+
 @dataclasses.dataclass
 class Faults:
     latency_ms: int = 0
@@ -38,9 +70,28 @@ class Faults:
     webhook_reorder: bool = False
     webhook_delay_ms: int = 0
     webhook_delay_rate: float = 1.0
+    force_status: int | None = None
+    force_paths: list[str] = dataclasses.field(default_factory=list)
+    force_count: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def forced(self, path: str) -> int | None:
+        """The status to force on the API call to ``path`` (under ``/booking/v1``), if any.
+
+        Counts the call against ``force_count``.
+        """
+        status = self.force_status
+        if status is None:
+            return None
+        if self.force_paths and not any(path.startswith(p) for p in self.force_paths):
+            return None
+        if self.force_count is not None:
+            self.force_count -= 1
+            if self.force_count <= 0:
+                self.force_status = self.force_count = None
+        return status
 
     def update(self, changes: object) -> None:
         """Apply a JSON object of changes, all or nothing."""
@@ -67,6 +118,8 @@ class Faults:
                 isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MS
             ):
                 raise bad_request(f"{name} must be a whole number of milliseconds, 0 to {MAX_MS}")
+            elif name in FORCED:
+                FORCED[name](name, value)
             checked[name] = value
         for name, value in checked.items():
             setattr(self, name, value)

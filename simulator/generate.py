@@ -1,10 +1,14 @@
 """Seeded, deterministic data: the same seed and anchor give the same world.
 
 Stores (merchants) with time zones, staff, categories, services, clients with module
-links, and from ``days_before`` days before the anchor to ``days_after`` after it:
-single- and multi-service appointments, group events with reservations, busy and
-available time slots, every status and presence, some cancelled. Staff work 09:00 to
-18:00 local time, Monday to Saturday; non-cancelled items never overlap.
+links (``crm``), staff and service module links (``hr``: ``EMP-<n>``, ``pos``:
+``SKU-<n>``), the staff who perform each service (at least half of its store's staff,
+drawn from a separate generator so adding them changed nothing else; every staff member
+stays ``Online``, since taking some offline would change generated fields), and from
+``days_before`` days before the anchor to ``days_after`` after it: single- and multi-
+service appointments, group events with reservations, busy and available time slots,
+every status and presence, some cancelled. Staff work 09:00 to 18:00 local time, Monday
+to Saturday; non-cancelled items never overlap.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from simulator.timeutil import fmt
 from simulator.world import Json, World
 
 MODULE_ID = "crm"
+STAFF_MODULE_ID = "hr"
+SERVICE_MODULE_ID = "pos"
 GROUP_ID = 201
 
 
@@ -44,7 +50,45 @@ def build_world(settings: SimSettings) -> World:
             clients_by_merchant[merchant_id].append(_client(rng, world, merchant_id, anchor))
     for member in world.staff.values():
         _schedule(rng, world, settings, member, clients_by_merchant[member["merchantId"]])
+    _directory_links(random.Random(f"directory-{settings.seed}"), world)
     return world
+
+
+def _directory_links(rng: random.Random, world: World) -> None:
+    """Staff and service module links and who performs what: drawn from their own
+    ``rng`` after everything else, so the rest of the world is as it was without them."""
+    numbers = rng.sample(range(1000, 10000), len(world.staff))
+    for number, member in zip(numbers, sorted(world.staff.values(), key=_id), strict=True):
+        world.staff_links[(member["id"], STAFF_MODULE_ID)] = {
+            "staffId": member["id"],
+            "moduleId": STAFF_MODULE_ID,
+            "externalId": f"EMP-{number}",
+            "metadata": {},
+            "createdOn": member["createdOn"],
+            "modifiedOn": member["modifiedOn"],
+        }
+    numbers = rng.sample(range(10000, 100000), len(world.services))
+    for number, service in zip(numbers, sorted(world.services.values(), key=_id), strict=True):
+        world.service_links[(service["id"], SERVICE_MODULE_ID)] = {
+            "serviceId": service["id"],
+            "moduleId": SERVICE_MODULE_ID,
+            "externalId": f"SKU-{number}",
+            "metadata": {},
+            "createdOn": service["createdOn"],
+            "modifiedOn": service["modifiedOn"],
+        }
+        staff = sorted(
+            m["id"] for m in world.staff.values() if m["merchantId"] == service["merchantId"]
+        )
+        if staff:
+            picked = rng.sample(staff, rng.randint(max(1, len(staff) // 2), len(staff)))
+        else:
+            picked = []
+        world.service_staff[service["id"]] = sorted(picked)
+
+
+def _id(row: Json) -> int:
+    return int(row["id"])
 
 
 def _merchant(rng: random.Random, index: int, anchor: dt.datetime) -> Json:

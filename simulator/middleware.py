@@ -1,10 +1,11 @@
 """What stands in front of every handler: faults, keys, fair use, and Booxi's errors.
 
-On ``/booking/v1`` paths, in order: an outage drops the connection unanswered;
-injected latency; the key check (401); the fair-use budget (429); injected 429s and
-503s; the handler. On every path, every error, ours or aiohttp's (unknown path 404,
-wrong method 405, oversized body 413), leaves in Booxi's error shape and never as a
-stack trace. **choice**: either key is accepted on every path.
+On ``/booking/v1`` paths, in order: an outage drops the connection unanswered; injected
+latency; the key check (401); a forced answer (``force_status``); the fair-use budget
+(429); injected 429s and 503s; the handler. On every path, every error, ours or
+aiohttp's (unknown path 404, wrong method 405, oversized body 413), leaves in Booxi's
+error shape and never as a stack trace. **choice**: either key is accepted on every
+path.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from simulator.keys import FAIR_USE, FAULT_RNG, FAULTS, REQUEST_LOG, SETTINGS
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/booking/v1/"
+FORCED_MESSAGE = "forced by the simulator"
 
 
 @web.middleware
@@ -72,6 +74,10 @@ async def _gate(request: web.Request) -> str:
     if faults.latency_ms:
         await asyncio.sleep(faults.latency_ms / 1000)
     key = _authenticate(request)
+    forced = faults.forced(request.path.removeprefix(API_PREFIX.rstrip("/")))
+    if forced is not None:
+        headers = {"Retry-After": "1"} if forced == 429 else None
+        raise BooxiError(forced, FORCED_MESSAGE, headers=headers)
     if faults.rate_limit:
         wait = app[FAIR_USE].admit(key)
         if wait is not None:

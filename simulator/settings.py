@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from simulator import dialects as dialect_names
+
 
 def default_anchor() -> dt.datetime:
     """Midnight UTC today: the day the generated bookings are laid out around."""
@@ -18,7 +20,8 @@ class SimSettings:
 
     The same ``seed`` and ``anchor`` give the same world, field for field. ``anchor``
     defaults to midnight UTC today, so bookings always run from 30 days before today
-    to 90 days after it.
+    to 90 days after it. ``dialects``: the readings of Booxi to play (see
+    ``simulator.dialects``); an unknown name is a ``ValueError`` listing the valid ones.
     """
 
     partner_key: str
@@ -35,11 +38,17 @@ class SimSettings:
     anchor: dt.datetime = dataclasses.field(default_factory=default_anchor)
     days_before: int = 30
     days_after: int = 90
+    dialects: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        dialect_names.expand(self.dialects)  # ValueError naming the valid ones
+        object.__setattr__(self, "dialects", tuple(self.dialects))
 
     def __repr__(self) -> str:  # keys are secrets even in a simulator: keep them out of logs
         return (
             f"SimSettings(seed={self.seed}, stores={self.stores}, "
             f"staff_per_store={self.staff_per_store}, clients={self.clients}, "
             f"page_size={self.page_size}, webhooks={len(self.webhook_urls)}, "
-            f"rate_limit={self.rate_limit}, anchor={self.anchor.isoformat()})"
+            f"rate_limit={self.rate_limit}, anchor={self.anchor.isoformat()}, "
+            f"dialects={list(self.dialects)})"
         )

@@ -12,6 +12,10 @@ page. Choices where Booxi's behaviour is not public:
 - ``modifiedOn`` has whole-second resolution and strictly increases for each booking
   (a second change within the same second is stamped one second later), so "newer"
   is always decidable from ``modifiedOn`` alone.
+- Module links exist for clients (``links``), staff (``staff_links``, module ``hr``)
+  and services (``service_links``, module ``pos``), keyed by (object id, module id).
+- ``service_staff`` says which staff members perform a service; it shapes the Book
+  Now lists only (bookings are not checked against it).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class World:
     services: dict[int, Json] = dataclasses.field(default_factory=dict)
     clients: dict[int, Json] = dataclasses.field(default_factory=dict)
     links: dict[tuple[int, str], Json] = dataclasses.field(default_factory=dict)
+    staff_links: dict[tuple[int, str], Json] = dataclasses.field(default_factory=dict)
+    service_links: dict[tuple[int, str], Json] = dataclasses.field(default_factory=dict)
+    service_staff: dict[int, list[int]] = dataclasses.field(default_factory=dict)
     bookings: dict[str, Json] = dataclasses.field(default_factory=dict)
     group_events: dict[int, Json] = dataclasses.field(default_factory=dict)
     time_slots: dict[int, Json] = dataclasses.field(default_factory=dict)
@@ -237,6 +244,9 @@ class World:
             "serviceCategories": list(self.categories.values()),
             "clients": list(self.clients.values()),
             "clientLinks": list(self.links.values()),
+            "staffLinks": list(self.staff_links.values()),
+            "serviceLinks": list(self.service_links.values()),
+            "serviceStaff": {str(k): list(v) for k, v in self.service_staff.items()},
             "bookings": sorted(self.bookings.values(), key=lambda b: b["bookingId"]),
             "groupEvents": list(self.group_events.values()),
             "timeSlots": list(self.time_slots.values()),

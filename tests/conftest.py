@@ -6,7 +6,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,36 @@ MERCHANT_KEY = "test-merchant-key-4567"
 DATA = Path(__file__).parent / "data"
 ALL_TYPES = ("Appointment", "GroupEvent", "TimeSlot")
 ALL_INCLUDES = ("Appointment", "GroupEvent", "TimeSlot", "Staff", "Service")
+
+
+class _ServerErrors(logging.Handler):
+    """Collects what an answer of 500 leaves in the logs: an unhandled exception in the
+    mirror (``api.unhandled``), in the simulator (``sim.unhandled``) or in aiohttp."""
+
+    NAMES = ("api.unhandled", "sim.unhandled", "Error handling request")
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(message.startswith(name) for name in self.NAMES):
+            self.seen.append(f"{record.name}: {message} {getattr(record, 'path', '')}")
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test: no server (ours or the simulator) answered a 500 along the way."""
+    handler = _ServerErrors()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    if "allow_server_errors" not in request.keywords:
+        assert not handler.seen, f"a server answered 500: {handler.seen}"
 
 
 def sample(name: str) -> Any:
@@ -83,7 +114,7 @@ class Sim:
         status, body = await self.get(path, params)
         assert status == 200, body
         items.extend(body[key])
-        while body["cursor"]:
+        while body.get("cursor"):
             status, body = await self.get(path, {"cursor": body["cursor"]})
             assert status == 200, body
             items.extend(body[key])
