@@ -54,11 +54,12 @@ async def receive(request: web.Request) -> web.Response:
 
 
 def request_repoll(request: web.Request, booking: object) -> None:
-    """An appointment the mirror just stored outside a poll: its calendar events carry
-    provisional ids until Booxi's calendar is asked (``mirror.repoll``)."""
+    """A booking the mirror just stored outside a poll: an appointment's calendar events
+    carry provisional ids, and a reservation changes its group event's attendance, until
+    Booxi's calendar is asked (``mirror.repoll``)."""
     repoller = request.app.get(REPOLL)
     if repoller is None or not isinstance(booking, dict):
         return
     staff_id = booking.get("staffId")
-    if booking.get("bookingMethod") == "Appointment" and isinstance(staff_id, int):
+    if isinstance(staff_id, int) and not isinstance(staff_id, bool):
         repoller.request(staff_id)

@@ -60,6 +60,11 @@ class Repoller:
             running = self._start(staff_id)
         return await asyncio.shield(running)
 
+    async def drain(self) -> None:
+        """Wait until every requested re-poll has run."""
+        while tasks := [*self._pending.values(), *self._running.values()]:
+            await asyncio.wait(tasks)
+
     async def close(self) -> None:
         tasks = [*self._pending.values(), *self._running.values()]
         self._pending.clear()

@@ -64,7 +64,7 @@ class Both:
             if key in ("bookings", "calendarEvents"):
                 assert left == right, (path, key)  # ordered lists: same order
             else:
-                assert _by_json(left) == _by_json(right), (path, key)
+                assert _by_json(left) == _by_json(right), (path, key, _diff(left, right))
         return mirror
 
     async def same_object(self, path: str, params: Any = None) -> Any:
@@ -95,3 +95,9 @@ class Both:
 def _by_json(values: Any) -> list[str]:
     values = values if isinstance(values, list) else [values]
     return sorted(json.dumps(v, sort_keys=True) for v in values if v is not None)
+
+
+def _diff(left: Any, right: Any) -> tuple[list[str], list[str]]:
+    """What only one side has, for an assertion's message."""
+    a, b = set(_by_json(left)), set(_by_json(right))
+    return sorted(a - b)[:3], sorted(b - a)[:3]
