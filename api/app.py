@@ -3,6 +3,8 @@ aiohttp application (routes in ``api.routes``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,6 +55,15 @@ def create_app(
     app[WRITER] = writer
     app[FILL_LOCKS] = {}
     app[NO_RETENTION] = PendingNoRetention()
+    if reader is None and engine.dialect.name == "sqlite":  # none given: one of its own
+        own = reader = Reader(engine)
+
+        async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
+            await own.start()
+            yield
+            await own.close()
+
+        app.cleanup_ctx.append(reader_ctx)
     if reader is not None:
         app[READER] = reader
     if booxi is not None:

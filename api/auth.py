@@ -1,9 +1,20 @@
 """Who calls: every ``/booking/v1`` request presents one of the ``[[api.keys]]``.
 
-The key comes as ``Authorization: Bearer <key>`` or ``Booxi-PartnerKey: <key>`` (so a
-frontend written for Booxi only changes its base URL and key). Keys are compared in
-constant time and never logged. A key sees and writes only its stores, and only with
-its scopes: ``read`` for ``GET``, ``write`` for the rest.
+Two kinds of key, as Booxi has two (``[[api.keys]] kind``):
+
+- ``partner`` (the default) comes as ``Authorization: Bearer <key>`` or
+  ``Booxi-PartnerKey: <key>``, so a backend written for Booxi only changes its base
+  URL and key;
+- ``merchant`` comes as ``Booxi-APIKey: <key>``, where a Booxi frontend sends a store's
+  public key. It is bound to one store, read-only, and allowed only on the routes
+  Booxi opens to the public key (``MERCHANT_KEY_ROUTES``: the Book Now lists and
+  availability); on any other route it gets 403.
+
+A key presented in the other kind's header is refused (401), as an unknown key is.
+**choice**: when several key headers come, the first of ``Authorization: Bearer``,
+``Booxi-PartnerKey``, ``Booxi-APIKey`` is the one checked. Keys are compared in
+constant time and never logged. A key sees only its stores, and acts only with its
+scopes: ``read`` for ``GET`` (and the read-only ``POST``s), ``write`` for the rest.
 """
 
 from __future__ import annotations
@@ -16,15 +27,32 @@ from aiohttp import web
 from api.booxi_shape import BooxiShapedError
 from mirror.config import ApiKey
 
+PARTNER = "partner"
+MERCHANT = "merchant"
+MERCHANT_HEADER = "Booxi-APIKey"
+PARTNER_HEADER = "Booxi-PartnerKey"
+# route names (api.routes) Booxi serves to a store's public key
+MERCHANT_KEY_ROUTES = frozenset(
+    {
+        "book-now-merchant",
+        "book-now-staff",
+        "book-now-services",
+        "book-now-categories",
+        "service-availability",
+        "availability-search",
+    }
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
-    """The caller: the key's name, its stores (None = every store) and scopes."""
+    """The caller: the key's name, its stores (None = every store), scopes and kind."""
 
     name: str
     merchant_ids: frozenset[int] | None
     scopes: frozenset[str]
     retain_pii: bool = True
+    kind: str = PARTNER
 
     @classmethod
     def of(cls, key: ApiKey) -> Principal:
@@ -33,33 +61,55 @@ class Principal:
             if key.merchant_ids == ("*",)
             else frozenset(m for m in key.merchant_ids if isinstance(m, int))
         )
-        return cls(key.name, stores, frozenset(key.scopes), key.retain_pii)
+        return cls(key.name, stores, frozenset(key.scopes), key.retain_pii, key.kind)
 
     def sees(self, merchant_id: int | None) -> bool:
         return self.merchant_ids is None or (
             merchant_id is not None and merchant_id in self.merchant_ids
         )
 
+    @property
+    def single_store(self) -> int | None:
+        """The key's store when it is bound to exactly one."""
+        if self.merchant_ids is not None and len(self.merchant_ids) == 1:
+            return next(iter(self.merchant_ids))
+        return None
+
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise BooxiShapedError(403, f"this API key has no {scope} scope")
+
+    def require_route(self, route_name: str | None) -> None:
+        """403 for a merchant key on a route Booxi does not open to a store's public key."""
+        if self.kind == MERCHANT and route_name not in MERCHANT_KEY_ROUTES:
+            raise BooxiShapedError(
+                403,
+                "a merchant key (Booxi-APIKey) may only call the Book Now lists and "
+                "availability; this route needs a partner key",
+            )
 
 
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 
 def authenticate(keys: tuple[ApiKey, ...], request: web.Request) -> Principal:
-    given = _presented_key(request)
-    if given is None:
+    presented = _presented_key(request)
+    if presented is None:
         raise BooxiShapedError(
-            401, "Missing API key: send Authorization: Bearer <key> or Booxi-PartnerKey"
+            401,
+            "Missing API key: send Authorization: Bearer <key> or Booxi-PartnerKey, "
+            "or a merchant key as Booxi-APIKey",
         )
+    given, kind = presented
     match = None
     for key in keys:  # compare with every key, so timing tells nothing about which
         if hmac.compare_digest(key.key.get_secret_value().encode(), given.encode()):
             match = key
     if match is None:
         raise BooxiShapedError(401, "Invalid API key")
+    if match.kind != kind:
+        where = MERCHANT_HEADER if match.kind == MERCHANT else f"{PARTNER_HEADER} or Bearer"
+        raise BooxiShapedError(401, f"Invalid API key for this header: send it as {where}")
     return Principal.of(match)
 
 
@@ -70,9 +120,13 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
-def _presented_key(request: web.Request) -> str | None:
+def _presented_key(request: web.Request) -> tuple[str, str] | None:
+    """The key presented and the kind its header is for."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    partner = request.headers.get("Booxi-PartnerKey", "").strip()
-    return partner or None
+        return value.strip(), PARTNER
+    partner = request.headers.get(PARTNER_HEADER, "").strip()
+    if partner:
+        return partner, PARTNER
+    merchant = request.headers.get(MERCHANT_HEADER, "").strip()
+    return (merchant, MERCHANT) if merchant else None

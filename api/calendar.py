@@ -1,11 +1,22 @@
 """``GET /booking/v1/calendar``: a staff member's calendar, as Booxi answers it.
 
 Booxi's parameters and envelope (repeated ``eventType``/``include``, cursor-only
-follow-ups, an inclusive range, every key always present). Unlike Booxi, the mirror
-also answers ranges more than 7 days back, from what it has kept. A range the mirror
-does not cover (a staff member not polled yet, beyond the horizon) is fetched from
-Booxi first; when Booxi cannot be reached then, the answer is a 503, never a partial
-calendar presented as complete.
+follow-ups, an inclusive range, every key always present). A range the mirror does
+not cover (a staff member not polled yet, beyond the horizon) is fetched from Booxi
+first (``api.upstream.fill``); Booxi's refusals map as ``api.upstream`` says, never a
+partial calendar presented as complete. A staff member the mirror does not know is
+asked of Booxi (``GET /staff/{id}``) and served only to a key that sees their store.
+
+**choice** (coverage edge): unlike Booxi, which refuses a ``from`` more than 7 days
+back with a 400, the mirror answers such a range with what it holds: whatever it has
+kept from earlier polls, plus ``X-Mirror-Coverage: partial`` and
+``X-Mirror-Covered-From: <instant>`` (the start of the part it vouches for) when the
+range reaches further back than that. A known staff member is never "not found"
+because of coverage.
+
+Calendar event ids are Booxi's: events derived from a booking that came by webhook or
+write (provisional ids) make the read ask Booxi's calendar first (``mirror.repoll``);
+if Booxi cannot answer, those events go out with ``"id": null``, never a made-up id.
 """
 
 from __future__ import annotations

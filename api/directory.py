@@ -4,6 +4,15 @@
 service and category lists are cursor-paged by id (``staffs``, ``services``,
 ``serviceCategories``). A store-bound key sees its stores only. If the mirror has no
 reference data yet (before its first poll), it fetches it from Booxi first.
+
+``moduleId`` + ``externalId`` on ``/staff/list`` and ``/service/list`` (an employee
+number, a point-of-sale SKU) are answered from the mirror's module links; when the
+mirror has not asked Booxi about that pair within ``[sync] reference_interval_s`` it
+asks first (``mirror.book_now.fill_linked``), and when Booxi cannot be reached then it
+answers what it holds, marked stale. The other filters and the key's stores apply as
+well (what Booxi returns is stored whatever its store, and served by the key). On
+``/serviceCategory/list`` the pair always gives an empty list (category links are not
+mirrored; the simulator has none).
 """
 
 from __future__ import annotations
@@ -13,11 +22,13 @@ from aiohttp.typedefs import Handler
 
 from api import upstream
 from api.auth import principal
+from api.book_now import covered_at, refresh, young
 from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
 from api.keys import CONFIG, READER, WRITER
 from api.query import Query, encode_cursor, path_id
 from api.reading import answer, array, cursor_text
+from mirror import book_now as fills
 from mirror.client import BooxiClient
 from mirror.poller import REFERENCE_SCOPE, refresh_reference_data
 from storage import reads
@@ -79,6 +90,28 @@ async def _one(request: web.Request, table: str, name: str, what: str) -> web.Re
     return web.Response(body=found[0].encode(), content_type="application/json", headers=headers)
 
 
+LINKED = {"staff": "staff", "service": "service"}  # list kind -> module_link entity
+
+
+async def _lookup(request: web.Request, entity: str, module_id: str, external_id: str) -> Freshness:
+    """Make sure the mirror holds Booxi's answer for who is linked to ``external_id``
+    (asked again once older than ``[sync] reference_interval_s``); its freshness."""
+    scope = fills.link_scope(entity, module_id, external_id)
+
+    async def held() -> bool:
+        return await covered_at(request, scope) is not None
+
+    async def fresh() -> bool:
+        return young(request, await covered_at(request, scope))
+
+    async def fetch(booxi: BooxiClient) -> None:
+        await fills.fill_linked(booxi, request.app[WRITER], entity, module_id, external_id)
+
+    what = f"the {entity} linked to that external id"
+    filled, failing = await refresh(request, scope, fresh, held, fetch, what=what)
+    return Freshness(await covered_at(request, scope), failing, filled)
+
+
 def _list(kind: str, key: str, filters: tuple[str, ...], integers: tuple[str, ...]) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         query = Query(request.query)
@@ -98,12 +131,17 @@ def _list(kind: str, key: str, filters: tuple[str, ...], integers: tuple[str, ..
             raise bad_request("moduleId and externalId go together")
         freshness = await _reference(request)
         size = request.app[CONFIG].api.page_size
-        if saved.get("externalId"):
-            items: list[str] = []  # module links are mirrored for clients only
+        linked = None
+        if saved.get("externalId") and kind in LINKED:
+            linked = (LINKED[kind], str(saved["moduleId"]), str(saved["externalId"]))
+            if after is None:  # a follow-up page reads what the first page's lookup stored
+                freshness = freshness.merged(await _lookup(request, *linked))
+        if saved.get("externalId") and linked is None:
+            items: list[str] = []  # categories: Booxi's links are not mirrored
             last = None
         else:
             items, last = await request.app[READER].run(
-                reads.listing, kind, saved, principal(request).merchant_ids, after, size
+                reads.listing, kind, saved, principal(request).merchant_ids, after, size, linked
             )
         cursor = encode_cursor(kind, saved, [last]) if last is not None else None
         return answer({key: array(items), "cursor": cursor_text(cursor)}, freshness, request)

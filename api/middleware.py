@@ -1,4 +1,5 @@
-"""In front of every ``/booking/v1`` handler: the API key, its scope, Booxi's error shape."""
+"""In front of every ``/booking/v1`` handler: the API key, the routes its kind may call,
+its scope, Booxi's error shape."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ async def booxi_api_middleware(request: web.Request, handler: Handler) -> web.St
         return await handler(request)
     try:
         caller = authenticate(request.app[CONFIG].api.keys, request)
+        if request.match_info.http_exception is None:  # unknown paths stay 404/405
+            caller.require_route(request.match_info.route.name)
         reads = request.method in READ_METHODS or request.path in READ_POSTS
         caller.require("read" if reads else "write")
         request[PRINCIPAL_KEY] = caller

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from api.auth import MERCHANT_KEY_ROUTES
 from api.booxi_shape import API_PREFIX
 from mirror import __version__
 from mirror.vocabulary import BOOKING_METHODS, EVENT_TYPES, INCLUDES
@@ -73,6 +74,16 @@ _MODULE = (
     _query("externalId", _TEXT, "Id in that module; with `moduleId`."),
 )
 _MERCHANT = _query("merchantId", _INT, "Only this store.")
+_BOOK_NOW_MERCHANT = _query(
+    "merchantId",
+    _INT,
+    "The store; may be left out when the key is bound to one store (a merchant key).",
+)
+_OFFSET = (
+    _LANGUAGE,
+    _query("offset", {"type": "integer", "minimum": 0}, "Items to skip."),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "Page size."),
+)
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -175,13 +186,15 @@ OPERATIONS: dict[str, Op] = {
     "staff-list": Op(
         "Staff members",
         "read",
-        "`{staffs[], cursor}`.",
+        "`{staffs[], cursor}`. `moduleId`+`externalId` (e.g. `hr` and an employee number) "
+        "find the staff linked to it; asked of Booxi when the mirror has not lately.",
         (_MERCHANT, *_MODULE, _query("status", _TEXT, "`Online` or `Offline`."), _CURSOR),
     ),
     "service-list": Op(
         "Services",
         "read",
-        "`{services[], cursor}`.",
+        "`{services[], cursor}`. `moduleId`+`externalId` (e.g. `pos` and a SKU) find the "
+        "services linked to it; asked of Booxi when the mirror has not lately.",
         (
             _MERCHANT,
             *_MODULE,
@@ -194,6 +207,45 @@ OPERATIONS: dict[str, Op] = {
         "read",
         "`{serviceCategories[], cursor}`.",
         (_MERCHANT, *_MODULE, _CURSOR),
+    ),
+    "book-now-merchant": Op(
+        "The store of a Book Now form",
+        "read",
+        "Booxi's `GET /merchant`: the store, bare. Which store: `merchantId`, else the "
+        "key's store when it is bound to exactly one (a merchant key always is), else 400.",
+        (_BOOK_NOW_MERCHANT, _LANGUAGE),
+    ),
+    "book-now-staff": Op(
+        "The store's online staff (Book Now)",
+        "read",
+        "Booxi's `GET /staff`, offset-paged `{offset, limit, total, items[]}`, by id. "
+        "`serviceId`: only those who perform it (asked of Booxi once, then kept for "
+        "`[sync] reference_interval_s`).",
+        (_BOOK_NOW_MERCHANT, _query("serviceId", _INT, "Only who performs it."), *_OFFSET),
+    ),
+    "book-now-services": Op(
+        "The store's online services (Book Now)",
+        "read",
+        "Booxi's `GET /service`, offset-paged `{offset, limit, total, items[]}`, by id. "
+        "`staffId`: only those the staff member performs (asked of Booxi once, then kept "
+        "for `[sync] reference_interval_s`).",
+        (
+            _BOOK_NOW_MERCHANT,
+            _query("staffId", _INT, "Only what this staff member performs."),
+            _query(
+                "bookingMethod",
+                {"type": "string", "enum": list(BOOKING_METHODS)},
+                "Only this booking method.",
+            ),
+            _query("keywords", _TEXT, "Only names containing this text (any case)."),
+            *_OFFSET,
+        ),
+    ),
+    "book-now-categories": Op(
+        "The store's service categories (Book Now)",
+        "read",
+        "Booxi's `GET /serviceCategory`, offset-paged `{offset, limit, total, items[]}`.",
+        (_BOOK_NOW_MERCHANT, *_OFFSET),
     ),
     "client-search": Op(
         "Find clients",
@@ -319,8 +371,8 @@ _BOOXI_ERRORS = {
 }
 _ERROR_TEXT = {
     "400": "Malformed parameters or body.",
-    "401": "No API key, or an unknown one.",
-    "403": "The key lacks the scope, or the store.",
+    "401": "No API key, an unknown one, or one in the other kind's header.",
+    "403": "The key lacks the scope or the store, or is a merchant key on another route.",
     "404": "Not found, or not in the key's stores.",
     "409": "Booxi refused: a conflict (`error` names it).",
     "413": "The body is too large.",
@@ -396,7 +448,9 @@ def _operation(method: str, path: str, name: str) -> Json:
             code: {"$ref": f"#/components/responses/Booxi{code}"}
             for code in _BOOXI_ERRORS.get(op.kind, ())
         }
-    security = ("bearer", "partnerKey") if booxi else op.security
+    security: tuple[str, ...] = ("bearer", "partnerKey") if booxi else op.security
+    if name in MERCHANT_KEY_ROUTES:
+        security += ("merchantKey",)
     if security:
         operation["security"] = [{scheme: []} for scheme in security]
     return operation
@@ -438,6 +492,14 @@ _COMPONENTS: Json = {
             "in": "header",
             "name": "Booxi-PartnerKey",
             "description": "The same key where a Booxi client sends its partner key.",
+        },
+        "merchantKey": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Booxi-APIKey",
+            "description": 'A `kind = "merchant"` key, where a Booxi frontend sends a store\'s '
+            "public key: one store, read-only, on the Book Now lists and availability only "
+            "(403 elsewhere).",
         },
         "webhookSecret": {
             "type": "http",

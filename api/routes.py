@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp.typedefs import Handler
 
-from api import calendar, clients, directory, history, ops, webhooks, writes
+from api import book_now, calendar, clients, directory, history, ops, webhooks, writes
 from api.booxi_shape import API_PREFIX as B
 
 ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
@@ -17,6 +17,11 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", B + "/staff/list", directory.list_staff, "staff-list"),
     ("GET", B + "/service/list", directory.list_services, "service-list"),
     ("GET", B + "/serviceCategory/list", directory.list_categories, "service-category-list"),
+    # Book Now lists (offset-paged; also open to merchant keys, see api.auth)
+    ("GET", B + "/merchant", book_now.get_merchant, "book-now-merchant"),
+    ("GET", B + "/staff", book_now.list_staff, "book-now-staff"),
+    ("GET", B + "/service", book_now.list_services, "book-now-services"),
+    ("GET", B + "/serviceCategory", book_now.list_categories, "book-now-categories"),
     ("GET", B + "/client", clients.search_clients, "client-search"),
     ("GET", B + "/client/{clientId}", clients.get_client, "client"),
     (

@@ -24,10 +24,15 @@ Booxi is called once; another request under the same key is 422, a repeat while 
 first is with Booxi 409).
 
 A 2xx answer is stored as ``api.written`` says, in the same transaction as the
-idempotency result. One that is not the object expected (``{"booking", "groupEvents"}``,
-``{"client", "clientLinks"}``, ``{"link", "client"}``) is returned unchanged, logged
-as a warning and not stored; the next poll or webhook brings the state. ``DELETE`` of
-a client removes it and its links from storage on any 2xx.
+idempotency result, whatever its shape: wrapped (``{"booking", "groupEvents"}``,
+``{"client", "clientLinks"}``, ``{"link", "client"}``) or the bare object
+(``mirror.answers``). One the mirror cannot store as is is returned unchanged, and the
+object is read back from Booxi (``GET /booking/{id}``, ``GET /client/{id}``, at the
+write priority) and stored before the answer leaves; if even that fails, the stored
+(older) version is dropped, so the next read asks Booxi: after a write through the
+mirror answers, no read of that object serves an older version. A stored booking also
+asks for a re-poll of its staff member's calendar (``mirror.repoll``), for Booxi's own
+event ids. ``DELETE`` of a client removes it and its links from storage on any 2xx.
 
 Logs: INFO ``write.forwarded`` per write (method, route, status, duration_ms, stored),
 ``write.replayed`` and ``write.refused`` when Booxi was not called, INFO

@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mirror import answers
 from mirror.booxi_errors import BooxiError, BooxiNotFound
 from mirror.client import BooxiClient
 from mirror.poller import BOOXI_PAST_LIMIT, Window
@@ -283,8 +284,8 @@ async def _look_up(client: BooxiClient, booking_id: str) -> Json | None:
         raise AuditError(
             f"Booxi failed looking up booking {booking_id}: {_describe(error)}"
         ) from None
-    booking = answer.get("booking") if isinstance(answer, dict) else None
-    if not isinstance(booking, dict):
+    booking, _ = answers.booking_of(answer)
+    if booking is None:
         raise AuditError(f"Booxi answered GET /booking/{booking_id} without a booking")
     return booking
 

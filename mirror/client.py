@@ -438,7 +438,10 @@ def _module(module_id: str | None, external_id: str | None) -> list[tuple[str, s
         return []
     if len(module_id) > MAX_MODULE_ID:
         raise BooxiInvalidRequest(f"module_id must be at most {MAX_MODULE_ID} characters")
-    return [("moduleId", _text("module_id", module_id)), ("externalId", _text("external_id", external_id))]
+    return [
+        ("moduleId", _text("module_id", module_id)),
+        ("externalId", _text("external_id", external_id)),
+    ]
 
 
 def _page_size(page_size: object) -> int:

@@ -21,7 +21,7 @@ import tomllib
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -32,6 +32,7 @@ from pydantic import (
     ValidationError,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -105,10 +106,17 @@ class SyncConfig(_Section):
 
 
 class ApiKey(_Section):
-    """One ``[[api.keys]]`` entry: a key that clients of the mirror's API present."""
+    """One ``[[api.keys]]`` entry: a key that clients of the mirror's API present.
+
+    ``kind``: ``partner`` (the default) is presented as ``Authorization: Bearer`` or
+    ``Booxi-PartnerKey``, as a Booxi partner key is; ``merchant`` stands for a store's
+    public key (``Booxi-APIKey``): bound to exactly one store, read-only, and let onto
+    the routes Booxi opens to that key only (``api.auth``).
+    """
 
     name: str = Field(min_length=1)
     key: NonEmptySecret
+    kind: Literal["partner", "merchant"] = "partner"
     merchant_ids: tuple[int, ...] | tuple[Literal["*"]] = ("*",)
     scopes: tuple[Literal["read", "write"], ...] = ("read",)
     retain_pii: bool = True
@@ -133,6 +141,21 @@ class ApiKey(_Section):
         if not value:  # checked here, not with min_length, so a bad item is reported alone
             raise ValueError('must not be empty: give "read", "write" or both')
         return value
+
+    @model_validator(mode="after")
+    def _merchant_key_rules(self) -> Self:
+        if self.kind != "merchant":
+            return self
+        if self.merchant_ids == ("*",) or len(self.merchant_ids) != 1:
+            raise ValueError(
+                f'key "{self.name}" is a merchant key: give exactly one store, '
+                "e.g. merchant_ids = [34497]"
+            )
+        if "write" in self.scopes:
+            raise ValueError(
+                f'key "{self.name}" is a merchant key, which is read-only: scopes = ["read"]'
+            )
+        return self
 
     def allows_merchant(self, merchant_id: int) -> bool:
         """Whether this key may see store ``merchant_id``."""

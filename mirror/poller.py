@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Connection
 
+from mirror import answers
 from mirror.booxi_errors import BooxiError, BooxiNotFound
 from mirror.budget import Priority
 from mirror.client import BooxiClient
@@ -180,7 +181,7 @@ async def poll_staff_calendar(
         reference.upsert_services(
             conn, [service_row(s, source, now) for p in pages for s in p.get("services") or []]
         )
-        staff = [p["staff"] for p in pages if isinstance(p.get("staff"), dict)]
+        staff = [s for p in pages for s in answers.objects(p, "staff") if s.get("id") == staff_id]
         if staff:
             reference.upsert_staff(conn, [staff_row(staff[-1], source, now)])
         result.events, result.bookings = (
@@ -241,8 +242,8 @@ async def reconcile_booking(client: BooxiClient, writer: Writer, booking_id: str
             extra={"booking_id": booking_id, "error": _describe(error)},
         )
         return None
-    booking = answer.get("booking") if isinstance(answer, dict) else None
-    if not isinstance(booking, dict):
+    booking, groups = answers.booking_of(answer)
+    if booking is None:
         log.warning("poll.booking.unreadable", extra={"booking_id": booking_id})
         return None
 
@@ -253,7 +254,6 @@ async def reconcile_booking(client: BooxiClient, writer: Writer, booking_id: str
         )
         if written:
             bookings.replace_derived_events(conn, [booking], source="poll", now=now)
-        groups = answer.get("groupEvents") or []
         bookings.upsert_group_events(conn, [group_event_row(g, "poll", now) for g in groups])
 
     await writer.run(save)

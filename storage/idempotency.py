@@ -140,6 +140,10 @@ def _ids(data: object) -> tuple[set[str], set[str]]:
     clients: set[str] = set()
     if isinstance(data, dict):
         booking = data.get("booking")
+        if "bookingId" in data:  # Booxi's answer may be the bare booking
+            booking = data
+        elif "id" in data and "client" not in data:  # or the bare client
+            clients.add(str(data.get("id")))
         if isinstance(booking, dict):
             bookings.add(str(booking.get("bookingId")))
             client = booking.get("client")

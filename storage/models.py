@@ -110,6 +110,25 @@ class ModuleLink(SQLModel, table=True):
     synced_at: dt.datetime = _at()
 
 
+class ServiceStaff(SQLModel, table=True):
+    """Who performs which service, as Booxi's Book Now lists said it (``GET /staff`` with
+    ``serviceId``, ``GET /service`` with ``staffId``), per store (``merchant_id``: the
+    store the list was asked for). ``listed_by`` says which list a row comes from
+    (``service``: the staff list of ``service_id``; ``staff``: the service list of
+    ``staff_id``): each list is replaced whole when asked again and answers from its own
+    rows only, because Booxi's lists show online objects only and one list must not
+    erase what the other said about an offline one."""
+
+    __tablename__ = "service_staff"
+    __table_args__ = (Index("ix_service_staff_staff", "listed_by", "merchant_id", "staff_id"),)
+
+    listed_by: str = Field(primary_key=True)
+    merchant_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    service_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    staff_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    synced_at: dt.datetime = _at()
+
+
 class Booking(SQLModel, table=True):
     __tablename__ = "booking"
     __table_args__ = (

@@ -94,6 +94,23 @@ def upsert_links(conn: Connection, rows: Sequence[Json]) -> None:
     )
 
 
+def replace_external_links(
+    conn: Connection, entity: str, module_id: str, external_id: str, rows: Sequence[Json]
+) -> None:
+    """Booxi's current answer for who is linked to ``external_id`` in ``module_id``: the
+    ``entity`` links to it that Booxi no longer gave are removed, ``rows`` stored."""
+    keep = {row["entity_id"] for row in rows}
+    conn.execute(
+        delete(LINK).where(
+            LINK.c.entity == entity,
+            LINK.c.module_id == module_id,
+            LINK.c.external_id == external_id,
+            LINK.c.entity_id.not_in(keep),
+        )
+    )
+    upsert_links(conn, rows)
+
+
 def staff_ids(conn: Connection, merchant_ids: Sequence[int] = ()) -> list[tuple[int, int | None]]:
     """(staff id, merchant id) of every mirrored staff member, optionally of some stores."""
     query = select(STAFF.c.id, STAFF.c.merchant_id).order_by(STAFF.c.merchant_id, STAFF.c.id)

@@ -226,3 +226,21 @@ def client_link_row(obj: Any, source: str, now: dt.datetime) -> Json:
         "modified_on": _instant(link, "modifiedOn") if modified else None,
         **_base(link, source, now),
     }
+
+
+LINK_ID_FIELDS = {"staff": "staffId", "service": "serviceId", "client": "clientId"}
+
+
+def entity_link_row(obj: Any, entity: str, source: str, now: dt.datetime) -> Json:
+    """A staff or service module link (``staffId``/``serviceId``, ``moduleId``,
+    ``externalId``...), as ``client_link_row`` does for clients."""
+    link = _object(obj, f"{entity} link")
+    modified = link.get("modifiedOn")
+    return {
+        "entity": entity,
+        "entity_id": _int(link, LINK_ID_FIELDS[entity]),
+        "module_id": _str(link, "moduleId"),
+        "external_id": _str(link, "externalId"),
+        "modified_on": _instant(link, "modifiedOn") if modified else None,
+        **_base(link, source, now),
+    }

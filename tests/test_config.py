@@ -219,7 +219,7 @@ def test_load_config_unknown_key_in_api_keys_entry(tmp_path: Path) -> None:
 
     assert message == (
         "config.toml [[api.keys]] #1 scope: unknown key; "
-        "valid keys: key, merchant_ids, name, retain_pii, scopes"
+        "valid keys: key, kind, merchant_ids, name, retain_pii, scopes"
     )
 
 

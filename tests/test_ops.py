@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from api.access_log import AccessLogger
 from api.app import create_app
+from api.auth import MERCHANT_KEY_ROUTES
 from api.openapi import OPERATIONS
 from api.routes import ROUTES
 from mirror.config import Config
@@ -382,7 +383,10 @@ async def test_openapi_describes_every_route(mirror_app: MirrorApp) -> None:
         path_params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         assert path_params == set(re.findall(r"\{(\w+)\}", path)), name
         if path.startswith("/booking/v1/"):
-            assert operation["security"] == [{"bearer": []}, {"partnerKey": []}], name
+            merchant: list[dict[str, list[str]]] = (
+                [{"merchantKey": []}] if name in MERCHANT_KEY_ROUTES else []
+            )
+            assert operation["security"] == [{"bearer": []}, {"partnerKey": []}, *merchant], name
     assert len(operation_ids) == len(set(operation_ids)) == len(ROUTES)
 
 
@@ -425,6 +429,7 @@ async def test_openapi_documents_parameters_headers_and_error_shapes(
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
     assert schemes["partnerKey"]["name"] == "Booxi-PartnerKey"
     assert schemes["partnerKey"]["in"] == "header"
+    assert schemes["merchantKey"]["name"] == "Booxi-APIKey"
 
 
 # access log
