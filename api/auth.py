@@ -38,6 +38,7 @@ MERCHANT_KEY_ROUTES = frozenset(
         "book-now-staff",
         "book-now-services",
         "book-now-categories",
+        "book-now-customizations",
         "service-availability",
         "availability-search",
     }

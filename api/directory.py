@@ -30,6 +30,7 @@ from api.query import Query, encode_cursor, path_id
 from api.reading import answer, array, cursor_text
 from mirror import book_now as fills
 from mirror.client import BooxiClient
+from mirror.fill import fill_staff
 from mirror.poller import REFERENCE_SCOPE, refresh_reference_data
 from storage import reads
 
@@ -80,7 +81,34 @@ async def get_merchant(request: web.Request) -> web.Response:
     return await _one(request, "merchant", "merchantId", "Merchant")
 
 
+async def get_staff(request: web.Request) -> web.Response:
+    """``GET /staff/{id}``: a staff member the mirror does not hold is asked of Booxi
+    (stored only when they work at one of the key's stores)."""
+    staff_id = path_id(request, "staffId")
+    if await request.app[READER].run(reads.one, "staff", staff_id) is None:
+        caller = principal(request)
+
+        async def held() -> bool:
+            return await request.app[READER].run(reads.one, "staff", staff_id) is not None
+
+        async def fetch(booxi: BooxiClient) -> None:
+            await fill_staff(booxi, request.app[WRITER], staff_id, keep=caller.sees)
+
+        what = f"Staff {staff_id}"
+        await upstream.fill(request, f"staff-info:{staff_id}", held, fetch, what=what)
+    return await _one(request, "staff", "staffId", "Staff")
+
+
+async def get_service(request: web.Request) -> web.Response:
+    return await _one(request, "service", "serviceId", "Service")
+
+
+async def get_category(request: web.Request) -> web.Response:
+    return await _one(request, "service_category", "serviceCategoryId", "ServiceCategory")
+
+
 async def _one(request: web.Request, table: str, name: str, what: str) -> web.Response:
+    """One object, bare, as Booxi answers it, from the mirror's reference data."""
     raw_id = path_id(request, name)
     freshness = await _reference(request)
     found = await request.app[READER].run(reads.one, table, raw_id)

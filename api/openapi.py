@@ -294,6 +294,18 @@ OPERATIONS: dict[str, Op] = {
         "write",
         body="`{externalId, metadata}`.",
     ),
+    "staff": Op("One staff member", "read", "Asked of Booxi when the mirror does not hold them."),
+    "service": Op("One service", "read"),
+    "service-category": Op("One service category", "read"),
+    "book-now-customizations": Op(
+        "What each staff member charges and takes for a service, live from Booxi",
+        "live",
+        params=(
+            _query("serviceId", _INT, "The service.", required=True),
+            _query("staffId", _INT, "Only this staff member."),
+            _LANGUAGE,
+        ),
+    ),
     "service-availability": Op(
         "A service's availability, live from Booxi",
         "live",
@@ -365,7 +377,7 @@ OPERATIONS: dict[str, Op] = {
 }
 
 _BOOXI_ERRORS = {
-    "read": ("400", "401", "403", "404", "503"),
+    "read": ("400", "401", "403", "404", "502", "503"),
     "write": ("400", "401", "403", "404", "409", "413", "503"),
     "live": ("400", "401", "403", "404", "503"),
 }
@@ -376,7 +388,9 @@ _ERROR_TEXT = {
     "404": "Not found, or not in the key's stores.",
     "409": "Booxi refused: a conflict (`error` names it).",
     "413": "The body is too large.",
-    "503": "Booxi is unreachable and the mirror cannot answer alone.",
+    "502": "Booxi refused a first-demand fill (its message quoted) or answered unreadably.",
+    "503": "Booxi is unreachable, too slow or limiting the mirror (fair use), and the mirror "
+    "cannot answer alone; `Retry-After` says when to try again.",
 }
 
 
@@ -443,6 +457,8 @@ def _operation(method: str, path: str, name: str) -> Json:
                 "Cache-Status": {"$ref": "#/components/headers/CacheStatus"},
                 "Age": {"$ref": "#/components/headers/Age"},
                 "X-Mirror-Synced-At": {"$ref": "#/components/headers/SyncedAt"},
+                "X-Mirror-Coverage": {"$ref": "#/components/headers/Coverage"},
+                "X-Mirror-Covered-From": {"$ref": "#/components/headers/CoveredFrom"},
             }
         operation["responses"] = {"200": ok} | {
             code: {"$ref": f"#/components/responses/Booxi{code}"}
@@ -573,13 +589,24 @@ _COMPONENTS: Json = {
     "headers": {
         "CacheStatus": {
             "description": "RFC 9211: `booxi-mirror; hit`, `booxi-mirror; hit; detail=stale` "
-            "(older than `[api] staleness_s`, or Booxi failing) or `booxi-mirror; "
-            "fwd=uri-miss; stored` (fetched from Booxi on first demand).",
+            "(older than `[api] staleness_s`, or Booxi failing), `booxi-mirror; "
+            "fwd=uri-miss; stored` (fetched from Booxi on first demand) or `booxi-mirror; "
+            "hit; detail=partial` (a client search Booxi could not confirm).",
             "schema": {"type": "string"},
         },
         "Age": {
             "description": "Seconds since `X-Mirror-Synced-At`.",
             "schema": {"type": "integer", "minimum": 0},
+        },
+        "Coverage": {
+            "description": "`partial`: the calendar range reaches further back than the "
+            "mirror holds and than Booxi serves (7 days); what the mirror holds is answered.",
+            "schema": {"type": "string", "enum": ["partial"]},
+        },
+        "CoveredFrom": {
+            "description": "With `X-Mirror-Coverage: partial`: where the part the mirror "
+            "vouches for starts.",
+            "schema": {"type": "string", "format": "date-time"},
         },
         "SyncedAt": {
             "description": "The oldest last successful sync among the data the answer draws on.",

@@ -17,6 +17,14 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", B + "/staff/list", directory.list_staff, "staff-list"),
     ("GET", B + "/service/list", directory.list_services, "service-list"),
     ("GET", B + "/serviceCategory/list", directory.list_categories, "service-category-list"),
+    ("GET", B + "/staff/{staffId}", directory.get_staff, "staff"),
+    ("GET", B + "/service/{serviceId}", directory.get_service, "service"),
+    (
+        "GET",
+        B + "/serviceCategory/{serviceCategoryId}",
+        directory.get_category,
+        "service-category",
+    ),
     # Book Now lists (offset-paged; also open to merchant keys, see api.auth)
     ("GET", B + "/merchant", book_now.get_merchant, "book-now-merchant"),
     ("GET", B + "/staff", book_now.list_staff, "book-now-staff"),
@@ -49,6 +57,12 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
         "service-availability",
     ),
     ("POST", B + "/availability/search", writes.search_availability, "availability-search"),
+    (
+        "GET",
+        B + "/serviceCustomization",
+        writes.service_customizations,
+        "book-now-customizations",
+    ),
     # the mirror's own
     ("POST", "/webhooks/booxi", webhooks.receive, "webhook"),
     ("PUT", "/webhooks/booxi", webhooks.receive, "webhook-put"),

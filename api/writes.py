@@ -62,6 +62,7 @@ from api.auth import principal
 from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
 from api.idempotency import Claim, claim_for
 from api.keys import BOOXI, ENGINE, NO_RETENTION, WRITER
+from api.query import path_id
 from api.webhooks import request_repoll
 from api.written import Job
 from mirror import answers
@@ -69,6 +70,12 @@ from mirror.booxi_errors import BooxiError, BooxiUnavailable
 from mirror.booxi_http import Response
 from mirror.budget import Priority
 from mirror.client import BooxiClient
+from mirror.vocabulary import (
+    MAX_BOOKING_ID,
+    MAX_MODULE_ID,
+    check_booking_id,
+    check_module_id,
+)
 from storage import bookings, reference
 from storage.errors import MalformedError
 from storage.rows import Json
@@ -77,8 +84,6 @@ from storage.times import utcnow
 log = logging.getLogger(__name__)
 
 PASSED_HEADERS = ("Content-Type", "Retry-After")
-MAX_BOOKING_ID = 64
-MAX_MODULE_ID = 100
 MAX_ID = 2**53
 _INTEGER = re.compile(r"[0-9]{1,16}")
 
@@ -165,6 +170,21 @@ async def service_availability(request: web.Request) -> web.StreamResponse:
     check = functools.partial(_check_stored, request, table, table.c.id, service_id, "Service")
     path = f"/service/{service_id}/availability"
     return await _pass_through(request, "service-availability", path, None, check)
+
+
+async def service_customizations(request: web.Request) -> web.StreamResponse:
+    """``GET /serviceCustomization?serviceId=...[&staffId=...]``: live pass-through (what
+    each staff member charges and takes for a service; its shape is not public, so the
+    mirror keeps nothing of it). The service must be one the key's stores offer."""
+    raw = request.query.getall("serviceId", [])
+    if len(raw) != 1 or not _INTEGER.fullmatch(raw[0]) or not 0 < int(raw[0]) < MAX_ID:
+        raise bad_request("serviceId is required: one positive integer")
+    service_id = int(raw[0])
+    table = reference.SERVICE
+    check = functools.partial(_check_stored, request, table, table.c.id, service_id, "Service")
+    return await _pass_through(
+        request, "book-now-customizations", "/serviceCustomization", None, check
+    )
 
 
 async def search_availability(request: web.Request) -> web.StreamResponse:
@@ -387,17 +407,15 @@ def _body_merchant(data: Json) -> int:
 
 
 def _int_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not _INTEGER.fullmatch(raw) or not 0 < int(raw) < MAX_ID:
-        raise bad_request(f"{name} must be a positive integer")
-    return int(raw)
+    return path_id(request, name)
 
 
 def _text_id(request: web.Request, name: str, max_length: int) -> str:
-    value = request.match_info[name]
-    if not value.strip() or len(value) > max_length or value in (".", ".."):
-        raise bad_request(f"{name} must be 1 to {max_length} characters")
-    return value
+    check = check_booking_id if max_length == MAX_BOOKING_ID else check_module_id
+    try:
+        return check(name, request.match_info[name])
+    except ValueError as error:
+        raise bad_request(str(error)) from None
 
 
 async def _check_body_store(request: web.Request, merchant_id: int) -> None:

@@ -39,11 +39,14 @@ from mirror.errors import ConfigError
 from mirror.vocabulary import (
     BOOKING_METHODS,
     EVENT_TYPES,
+    ID_MESSAGE,
     INCLUDED_OBJECTS,
     MAX_BOOKING_ID,
-    MAX_ID,
     MAX_MODULE_ID,
     ORDERS,
+    check_booking_id,
+    check_module_id,
+    is_id,
 )
 
 __all__ = ["BooxiClient", "Priority", "RateBudget", "Response"]
@@ -397,12 +400,8 @@ def _count(value: object) -> int | None:
 
 def _id(name: str, value: object) -> str:
     """A Booxi integer id as sent; ``BooxiInvalidRequest`` unless a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BooxiInvalidRequest(
-            f"{name} must be a positive integer, got a {type(value).__name__}"
-        )
-    if not 0 < value < MAX_ID:
-        raise BooxiInvalidRequest(f"{name} must be a positive integer, got {value}")
+    if not is_id(value):
+        raise BooxiInvalidRequest(ID_MESSAGE.format(name=name))
     return str(value)
 
 
@@ -411,18 +410,12 @@ def _merchant(merchant_id: int | None) -> list[tuple[str, str]]:
 
 
 def _segment(name: str, value: object, max_length: int) -> str:
-    """A string id for a path segment, percent-encoded."""
-    if (
-        not isinstance(value, str)
-        or not value.strip()
-        or len(value) > max_length
-        or "/" in value
-        or value in (".", "..")
-    ):
-        raise BooxiInvalidRequest(
-            f"{name} must be a string of 1 to {max_length} characters without '/'"
-        )
-    return quote(value, safe="")
+    """A string id for a path segment (a booking or module id), percent-encoded."""
+    check = check_booking_id if max_length == MAX_BOOKING_ID else check_module_id
+    try:
+        return quote(check(name, value), safe="")
+    except ValueError as error:
+        raise BooxiInvalidRequest(str(error)) from None
 
 
 def _link_path(ident: int, module_id: str, kind: str = "client") -> str:

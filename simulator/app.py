@@ -53,6 +53,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/service/{serviceId}", directory.get_service_by_id),
     ("GET", "/service/{serviceId}/moduleLink/{moduleId}", links.get_service_link),
     ("GET", "/serviceCategory", directory.book_now_categories),
+    ("GET", "/serviceCustomization", directory.book_now_customizations),
     ("GET", "/serviceCategory/list", directory.list_categories),
     ("GET", "/serviceCategory/{serviceCategoryId}", directory.get_category_by_id),
     ("POST", "/availability/search", availability.search_availability),

@@ -184,6 +184,35 @@ async def book_now_staff(request: web.Request) -> web.Response:
     return answer(request, offset_page(query, rows, _default_limit(request)), items="staff")
 
 
+async def book_now_customizations(request: web.Request) -> web.Response:
+    """``GET /serviceCustomization``: what each staff member performing a service charges
+    and takes for it. **choice** (the shape is not public): an offset list of
+    ``{serviceId, staffId, duration, price}``, one per performer (``staffId`` narrows it),
+    the service's own duration and price (the simulator has no per-staff overrides).
+    ``serviceId`` is required; an unknown service or staff member is a 404."""
+    world = request.app[WORLD]
+    query = Query(request.query)
+    service_id = query.required_integer("serviceId")
+    staff_id = query.integer("staffId")
+    query.text("language")
+    service = world.services.get(service_id)
+    if service is None:
+        raise not_found("Service", service_id)
+    if staff_id is not None and staff_id not in world.staff:
+        raise not_found("Staff", staff_id)
+    rows = [
+        {
+            "serviceId": service_id,
+            "staffId": performer,
+            "duration": service.get("duration"),
+            "price": service.get("price"),
+        }
+        for performer in sorted(world.service_staff.get(service_id, []))
+        if staff_id in (None, performer)
+    ]
+    return answer(request, offset_page(query, rows, _default_limit(request)))
+
+
 async def book_now_services(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     query = Query(request.query)

@@ -32,6 +32,7 @@ async def booxi_middleware(request: web.Request, handler: Handler) -> web.Stream
     app = request.app
     faults = app[FAULTS]
     key: str | None = None
+    arrived = time.time()  # the request log counts calls as Booxi's fair use would: on arrival
     try:
         if request.path.startswith(API_PREFIX):
             key = await _gate(request)
@@ -54,7 +55,7 @@ async def booxi_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.path.startswith(API_PREFIX):
         app[REQUEST_LOG].append(
             {
-                "at": time.time(),
+                "at": arrived,
                 "method": request.method,
                 "path": request.path,
                 "query": request.query_string,

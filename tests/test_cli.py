@@ -27,6 +27,7 @@ SIM_OPTIONS = [
     "--signing-secret",
     "--no-rate-limit",
     "--anchor",
+    "--dialect",
 ]
 
 
@@ -205,6 +206,7 @@ def test_config_show_prints_effective_config_with_secrets_masked(tmp_path: Path)
         "calendar_interval_s": 300.0,
         "horizon_days": 9,
         "reference_interval_s": 3600.0,
+        "history_days": 730,
     }
 
 

@@ -37,7 +37,11 @@ async def _cli(config: Path, *args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")},
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
+        },
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None

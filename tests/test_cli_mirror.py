@@ -54,7 +54,11 @@ async def _run(*args: str, within_s: float = 60) -> tuple[int, str, str]:
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
+    }
 
 
 def _integrity(path: Path) -> str:

@@ -13,7 +13,11 @@ from tests.conftest import Store, booxi_client
 
 
 async def _run(config: Path, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -46,7 +46,11 @@ async def run_sim(
 ) -> AsyncIterator[Running]:
     """Start the CLI, wait for its banner, stop it with Ctrl-C (SIGINT) at the end."""
     port = port or _free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

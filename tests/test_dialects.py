@@ -97,6 +97,7 @@ async def test_main_journeys_through_the_mirror_in_every_dialect(
         )
         service = next(s for s in services if s["bookingMethod"] == "Appointment")
         await both.same_offset_list("/staff", {**store_id, "serviceId": str(service["id"])})
+        await both.same_offset_list("/serviceCustomization", {"serviceId": str(service["id"])})
         link = next(
             link for (staff_id, _), link in sim.world.staff_links.items() if staff_id == staff["id"]
         )

@@ -150,6 +150,8 @@ async def test_directory_lists_equal_booxis(
     if method is not None and which == "service":
         params["bookingMethod"] = method
     await both.same_pages(f"/{which}/list", params)
+    table = {"staff": "staff", "service": "services", "serviceCategory": "categories"}[which]
+    await both.same_object(f"/{which}/{_nth(getattr(both.sim.world, table), store)}")
 
 
 @SETTINGS

@@ -416,7 +416,13 @@ async def test_openapi_documents_parameters_headers_and_error_shapes(
         query("/booking/v1/booking")
     )
     ok = paths["/booking/v1/calendar"]["get"]["responses"]["200"]
-    assert set(ok["headers"]) == {"Cache-Status", "Age", "X-Mirror-Synced-At"}
+    assert set(ok["headers"]) == {
+        "Cache-Status",
+        "Age",
+        "X-Mirror-Synced-At",
+        "X-Mirror-Coverage",
+        "X-Mirror-Covered-From",
+    }
     assert "headers" not in paths["/booking/v1/booking"]["post"]["responses"]["200"]
     schemas = document["components"]["schemas"]
     assert set(schemas["BooxiError"]["required"]) == {"message", "code"}
