@@ -162,3 +162,28 @@ async def test_merchants_equal_booxis(both: Both, offset: int, limit: int, merch
     _, mirror = await both.one("mirror", "GET", "/merchant/list", params=params)
     assert booxi == mirror
     await both.same_object(f"/merchant/{_nth(both.sim.world.merchants, merchant)}")
+
+
+@SETTINGS
+@given(
+    which=st.sampled_from(["staff", "service", "serviceCategory", "merchant"]),
+    store=PICK,
+    other=PICK,
+    filtered=st.booleans(),
+    offset=st.integers(min_value=0, max_value=3),
+    limit=st.integers(min_value=1, max_value=4),
+)
+async def test_book_now_lists_equal_booxis(
+    both: Both, which: str, store: int, other: int, filtered: bool, offset: int, limit: int
+) -> None:
+    world = both.sim.world
+    merchant_id = _nth(world.merchants, store)
+    params = {"merchantId": str(merchant_id), "offset": str(offset), "limit": str(limit)}
+    if which == "merchant":
+        await both.same_object("/merchant", {"merchantId": str(merchant_id)})
+        return
+    if filtered and which == "staff":
+        params["serviceId"] = str(_nth(world.services, other))
+    elif filtered and which == "service":
+        params["staffId"] = str(_nth(world.staff, other))
+    await both.same_object(f"/{which}", params)

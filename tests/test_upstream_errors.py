@@ -52,6 +52,10 @@ def _route(sim: Sim) -> dict[str, tuple[str, Any]]:
         "client": (f"/client/{client_id}", None),
         "client-search": ("/client", {"merchantId": str(merchant_id), "email": client["email"]}),
         "directory": ("/merchant/list", None),
+        "book-now": (
+            "/staff",
+            {"merchantId": str(merchant_id), "serviceId": str(next(iter(world.services)))},
+        ),
     }
 
 
@@ -67,7 +71,8 @@ Starter = Callable[..., Awaitable[MirrorApp]]
 
 
 @pytest.mark.parametrize(
-    "route", ["calendar", "history", "booking", "client", "client-search", "directory"]
+    "route",
+    ["calendar", "history", "booking", "client", "client-search", "directory", "book-now"],
 )
 async def test_booxi_refusals_on_a_fill_map_to_one_answer_each(
     route: str, make_sim: Callable[..., Awaitable[Sim]], store: Store, make_mirror_app: Starter
