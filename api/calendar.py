@@ -160,7 +160,8 @@ async def _settled(
     Booxi's calendar for its ids now; if it cannot answer, the events go out with
     ``"id": null`` rather than an id the mirror made up."""
     repoller = request.app.get(REPOLL)
-    if repoller is not None and await repoller.settle(staff_id):
+    lo, hi = parse_instant(str(args[1])), parse_instant(str(args[2]))
+    if repoller is not None and await repoller.settle(staff_id, lo, hi):
         page = await request.app[READER].run(reads.calendar_page, *args)
         if not page.provisional:
             return page

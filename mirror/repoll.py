@@ -5,8 +5,8 @@ it at once (so calendars show it), but only Booxi's calendar knows their ids: un
 is asked, they are provisional. ``Repoller.request(staff_id)`` asks for a re-poll of
 that staff member's window; requests are debounced (one poll per staff member per
 ``delay_s``, however many bookings arrived meanwhile) and go through the one rate
-budget at the fill priority. ``settle(staff_id)`` runs (or joins) one now, for a read
-that is about to serve provisional events.
+budget at the fill priority. ``settle(staff_id, start, end)`` runs one now over the
+range a read is about to serve with provisional events (at most every 30 s).
 
 Errors are logged and left: the regular poll comes anyway.
 """
@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import math
+import time
 
 from mirror.booxi_errors import BooxiError
 from mirror.client import BooxiClient
@@ -25,6 +28,10 @@ from storage.times import utcnow
 from storage.writer import Writer
 
 log = logging.getLogger(__name__)
+
+SETTLE_INTERVAL_S = 30.0  # a read re-polls at most this often per staff member...
+SETTLE_RETRY_S = 5.0  # ...or this often after a failure
+SETTLE_WAIT_S = 3.0  # and waits at most this long for it
 
 
 class Repoller:
@@ -42,23 +49,46 @@ class Repoller:
         self._delay_s = delay_s
         self._pending: dict[int, asyncio.Task[bool]] = {}
         self._running: dict[int, asyncio.Task[bool]] = {}
+        self._settled_at: dict[int, float] = {}
         self.polls = 0
 
     def request(self, staff_id: int) -> None:
         """A re-poll of ``staff_id`` within ``delay_s`` (nothing new if one is waiting)."""
+        self._settled_at.pop(staff_id, None)  # something new: a read may settle again
         if staff_id in self._pending:
             return
         self._pending[staff_id] = asyncio.create_task(self._later(staff_id))
 
-    async def settle(self, staff_id: int) -> bool:
-        """Re-poll ``staff_id`` now (joining one in flight); whether it succeeded."""
+    async def settle(self, staff_id: int, start: dt.datetime, end: dt.datetime) -> bool:
+        """Re-poll ``staff_id`` over ``[start, end]`` (as far back as Booxi serves) now,
+        for a read about to serve provisional events; whether it succeeded.
+
+        At most once per ``SETTLE_INTERVAL_S`` (``SETTLE_RETRY_S`` after a failure) per
+        staff member between two bookings arriving for them (``request``): an event
+        Booxi's calendar does not return (further back than it serves) must not make
+        every read ask again, nor an outage every read wait. The read waits at most
+        ``SETTLE_WAIT_S``; the poll goes on without it.
+        """
+        moment = time.monotonic()
+        if moment < self._settled_at.get(staff_id, -math.inf):
+            return False
+        self._settled_at[staff_id] = moment + SETTLE_INTERVAL_S
+        earliest = Window.around(utcnow(), 0).start
+        if end <= max(start, earliest):
+            return False
         waiting = self._pending.pop(staff_id, None)
         if waiting is not None:
             waiting.cancel()
-        running = self._running.get(staff_id)
-        if running is None:
-            running = self._start(staff_id)
-        return await asyncio.shield(running)
+        try:
+            async with asyncio.timeout(SETTLE_WAIT_S):
+                await self._finished(staff_id)
+                task = self._start(staff_id, Window(max(start, earliest), end))
+                done = await asyncio.shield(task)
+        except TimeoutError:  # the read goes on without; the poll finishes on its own
+            done = False
+        if not done:
+            self._settled_at[staff_id] = moment + SETTLE_RETRY_S
+        return done
 
     async def drain(self) -> None:
         """Wait until every requested re-poll has run."""
@@ -78,17 +108,25 @@ class Repoller:
         await asyncio.sleep(self._delay_s)
         if self._pending.get(staff_id) is asyncio.current_task():
             del self._pending[staff_id]
-        running = self._running.get(staff_id) or self._start(staff_id)
-        return await running
+        await self._finished(staff_id)  # one that started before the request may miss it
+        return await self._start(staff_id, Window.around(utcnow(), self._horizon_days))
 
-    def _start(self, staff_id: int) -> asyncio.Task[bool]:
-        task = asyncio.create_task(self._poll(staff_id))
+    async def _finished(self, staff_id: int) -> None:
+        running = self._running.get(staff_id)
+        if running is not None:
+            await asyncio.wait([running])
+
+    def _start(self, staff_id: int, window: Window) -> asyncio.Task[bool]:
+        task = asyncio.create_task(self._poll(staff_id, window))
         self._running[staff_id] = task
-        task.add_done_callback(lambda _: self._running.pop(staff_id, None))
+        task.add_done_callback(lambda _: self._forget(staff_id, task))
         return task
 
-    async def _poll(self, staff_id: int) -> bool:
-        window = Window.around(utcnow(), self._horizon_days)
+    def _forget(self, staff_id: int, task: asyncio.Task[bool]) -> None:
+        if self._running.get(staff_id) is task:
+            del self._running[staff_id]
+
+    async def _poll(self, staff_id: int, window: Window) -> bool:
         self.polls += 1
         try:
             await poll_staff_calendar(self._client, self._writer, staff_id, window, source="fill")

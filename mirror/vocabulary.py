@@ -50,24 +50,22 @@ def is_id(value: object) -> bool:
 
 
 def check_booking_id(name: str, value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or not value.strip()
-        or len(value) > MAX_BOOKING_ID
-        or "/" in value
-        or value in (".", "..")
-    ):
-        raise ValueError(BOOKING_ID_MESSAGE.format(name=name))
-    return value
+    """A booking id as given; ``ValueError`` with ``BOOKING_ID_MESSAGE`` otherwise."""
+    return _text_id(value, MAX_BOOKING_ID, BOOKING_ID_MESSAGE.format(name=name))
 
 
 def check_module_id(name: str, value: object) -> str:
+    """A module id as given; ``ValueError`` with ``MODULE_ID_MESSAGE`` otherwise."""
+    return _text_id(value, MAX_MODULE_ID, MODULE_ID_MESSAGE.format(name=name))
+
+
+def _text_id(value: object, max_length: int, message: str) -> str:
     if (
         not isinstance(value, str)
         or not value.strip()
-        or len(value) > MAX_MODULE_ID
+        or len(value) > max_length
         or "/" in value
         or value in (".", "..")
     ):
-        raise ValueError(MODULE_ID_MESSAGE.format(name=name))
+        raise ValueError(message)
     return value

@@ -175,3 +175,57 @@ async def _wait_for(check: Any, within_s: float = 10) -> None:
     async with asyncio.timeout(within_s):
         while not await check():  # noqa: ASYNC110 - nothing to wait on but the database
             await asyncio.sleep(0.1)
+
+
+async def test_events_of_a_write_never_carry_made_up_ids(
+    make_sim, store: Store, make_mirror_app
+) -> None:
+    sim = await make_sim(days_after=10)
+    client = booxi_client(sim, timeout_s=0.5, max_attempts=1)
+    assert (await run_pass(client, store.writer, store.engine, horizon_days=10)).ok
+    app = await make_mirror_app(booxi=client)
+    staff = next(iter(sim.world.staff.values()))
+    service = next(
+        s
+        for s in sim.world.services.values()
+        if s["merchantId"] == staff["merchantId"] and s["bookingMethod"] == "Appointment"
+    )
+    start = (NOW + dt.timedelta(days=2)).replace(minute=0)
+    while sim.world.conflict_for(
+        staff["id"],
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ):
+        start += dt.timedelta(minutes=30)
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.post(
+            app.url + "/booking/v1/booking",
+            json={
+                "merchantId": staff["merchantId"],
+                "bookingMethod": "Appointment",
+                "startsOn": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "status": "Approved",
+                "staffId": staff["id"],
+                "items": [{"serviceId": service["id"]}],
+                "client": {"id": next(iter(sim.world.clients))},
+            },
+        ) as response,
+    ):
+        assert response.status == 200
+        booking_id = (await response.json())["booking"]["bookingId"]
+    await sim.control("POST", "/_sim/faults", {"outage": True})  # Booxi gone at once
+    window = calendar_params(staff["id"], NOW, NOW + dt.timedelta(days=7), ("Appointment",))
+    status, _, body = await _get(app, "/calendar", window)
+    assert status == 200
+    mine = [e for e in body["calendarEvents"] if e["bookingId"] == booking_id]
+    assert [e["id"] for e in mine] == [None]  # shown, but with no id Booxi did not give
+    assert all(e["id"] is None or e["id"] > 0 for e in body["calendarEvents"])
+    await sim.control("DELETE", "/_sim/faults")  # Booxi back: the next poll brings its id
+    assert (await run_pass(client, store.writer, store.engine, horizon_days=10)).ok
+    status, _, body = await _get(app, "/calendar", window)
+    mine = [e for e in body["calendarEvents"] if e["bookingId"] == booking_id]
+    _, booxi = await sim.get("/calendar", window)
+    assert mine == [e for e in booxi["calendarEvents"] if e["bookingId"] == booking_id]
+    assert isinstance(mine[0]["id"], int)  # Booxi is back: its own id
+    await client.close()
