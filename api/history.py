@@ -35,7 +35,7 @@ async def list_bookings(request: web.Request) -> web.Response:
     caller = principal(request)
     after: tuple[str, str] | None = None
     if query.has_cursor():
-        saved, position = query.cursor("booking")
+        saved, position = query.cursor(request, "booking")
         try:
             history = reads.HistoryQuery(
                 client_id=int(saved["clientId"]),
@@ -61,9 +61,12 @@ async def list_bookings(request: web.Request) -> web.Response:
             descending=query.choice("order", ORDERS, "Ascending") == "Descending",
         )
         query.text("language")
-    freshness = Freshness(None)
     if after is None:
         freshness = await _cover(request, history.client_id, history.start)
+    else:  # a later page: no fill, but the same freshness as the first
+        scope = history_scopes(history.client_id, caller.merchant_ids)[0]
+        held = await reader.run(coverage.read_coverage, scope, "", "~")
+        freshness = Freshness(held.synced_at)
     size = request.app[CONFIG].api.page_size
     page = await reader.run(reads.history_page, history, caller.merchant_ids, after, size)
     if not page.bookings and after is None:
@@ -91,7 +94,7 @@ async def list_bookings(request: web.Request) -> web.Response:
             "bookingMethod": list(history.methods),
             "descending": history.descending,
         }
-        cursor = encode_cursor("booking", saved_query, list(page.last))
+        cursor = encode_cursor(request, "booking", saved_query, list(page.last))
     return answer(
         {
             "bookings": array(page.bookings),
