@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import openapi
 from api.errors import error_middleware
+from api.fill_guard import FILL_GUARD, FillGuard
 from api.keys import (
     BOOXI,
     CONFIG,
@@ -24,11 +25,13 @@ from api.keys import (
 )
 from api.metrics import Metrics
 from api.middleware import booxi_api_middleware
+from api.query import CURSOR_KEY
 from api.retention_marks import PendingNoRetention
 from api.routes import ROUTES
 from mirror.client import BooxiClient
 from mirror.config import Config
 from mirror.repoll import Repoller
+from storage.mirror_secret import cursor_key
 from storage.reader import Reader
 from storage.writer import Writer
 
@@ -54,7 +57,14 @@ def create_app(
     app[ENGINE] = engine
     app[WRITER] = writer
     app[FILL_LOCKS] = {}
+    app[FILL_GUARD] = FillGuard.from_config(config.api)
     app[NO_RETENTION] = PendingNoRetention()
+
+    async def load_cursor_key(app: web.Application) -> None:
+        """This database's cursor key (made if missing), before the first request."""
+        app[CURSOR_KEY] = await writer.run(cursor_key)
+
+    app.on_startup.append(load_cursor_key)
     if reader is None and engine.dialect.name == "sqlite":  # none given: one of its own
         own = reader = Reader(engine)
 

@@ -121,8 +121,15 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
+KEY_HEADERS = ("Authorization", PARTNER_HEADER, MERCHANT_HEADER)
+
+
 def _presented_key(request: web.Request) -> tuple[str, str] | None:
-    """The key presented and the kind its header is for."""
+    """The key presented and the kind its header is for. A key header that is not
+    ASCII (no key is) is refused as an invalid key: 401, never a decoding error."""
+    for name in KEY_HEADERS:
+        if not all(value.isascii() for value in request.headers.getall(name, [])):
+            raise BooxiShapedError(401, f"Invalid API key: the {name} header must be ASCII")
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip(), PARTNER

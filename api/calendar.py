@@ -46,7 +46,7 @@ async def get_calendar(request: web.Request) -> web.Response:
     caller = principal(request)
     after: tuple[str, int] | None = None
     if query.has_cursor():
-        saved, position = query.cursor("calendar")
+        saved, position = query.cursor(request, "calendar")
         try:
             staff_id = int(saved["staffId"])
             start, end = parse_instant(saved["from"]), parse_instant(saved["to"])
@@ -92,7 +92,7 @@ async def get_calendar(request: web.Request) -> web.Response:
             "eventType": types,
             "include": includes,
         }
-        cursor = encode_cursor("calendar", saved_query, list(page.last))
+        cursor = encode_cursor(request, "calendar", saved_query, list(page.last))
     response = answer(
         {
             "calendarEvents": array(page.events),

@@ -145,7 +145,7 @@ def _list(kind: str, key: str, filters: tuple[str, ...], integers: tuple[str, ..
         query = Query(request.query)
         after: int | None = None
         if query.has_cursor():
-            saved, position = query.cursor(kind)
+            saved, position = query.cursor(request, kind)
             try:
                 after = int(position[0])
             except (TypeError, ValueError, IndexError):
@@ -171,7 +171,7 @@ def _list(kind: str, key: str, filters: tuple[str, ...], integers: tuple[str, ..
             items, last = await request.app[READER].run(
                 reads.listing, kind, saved, principal(request).merchant_ids, after, size, linked
             )
-        cursor = encode_cursor(kind, saved, [last]) if last is not None else None
+        cursor = encode_cursor(request, kind, saved, [last]) if last is not None else None
         return answer({key: array(items), "cursor": cursor_text(cursor)}, freshness, request)
 
     return handler

@@ -4,6 +4,8 @@ Authenticate (401, nothing stored), parse (400, nothing stored), then store the 
 event in the inbox and apply it in the same transaction; the 200 goes out only once
 that transaction is committed. The answer says what the event did:
 ``{"eventId": "...", "outcome": "applied" | "stale" | "duplicate" | "ignored"}``.
+An event of a store the mirror does not serve is ``ignored``: acknowledged, not applied,
+its inbox row without its body (``mirror.webhooks``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ async def receive(request: web.Request) -> web.Response:
     except MalformedEventError as error:
         log.warning("webhook.malformed", extra={"reason": str(error)})
         raise ApiError(400, f"malformed webhook event: {error}") from None
+    served = frozenset(request.app[CONFIG].sync.merchant_ids)
+    event = dataclasses.replace(event, served=served)
     marks = request.app[NO_RETENTION]
     if marks.matches((event.booking or {}).get("client")) or marks.matches(
         event.content.get("client")

@@ -16,7 +16,11 @@ Before anything is sent (a refused request costs Booxi nothing, a 400 costs it d
 - Store scoping: a ``POST`` whose ``merchantId`` the key does not see is refused 403. A
   path id is looked up in storage (booking, client, service): one of a store the key
   does not see, or one the mirror does not hold, is 404 (without saying which), unless
-  the key sees every store, in which case the request goes to Booxi, which knows.
+  the key sees every store, in which case the request goes to Booxi, which knows. For
+  a store-bound key, every other object the body names (the client, staff, services,
+  group event... of a booking; a client's ``merchantId``) must be at its stores too,
+  looked up from Booxi when the mirror does not hold it: ``api.write_scope``.
+- A write's query string is not passed on to Booxi (the pass-throughs' is).
 - Booxi unreachable or timing out: 503 in Booxi's error shape, nothing stored.
 
 ``Idempotency-Key`` on a write: see ``api.idempotency`` (the first answer is replayed,
@@ -57,7 +61,7 @@ from aiohttp import web
 from sqlalchemy import Column, Table, select
 from sqlalchemy.engine import Connection
 
-from api import written
+from api import write_scope, written
 from api.auth import principal
 from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
 from api.idempotency import Claim, claim_for
@@ -76,6 +80,7 @@ from mirror.vocabulary import (
     check_booking_id,
     check_module_id,
 )
+from mirror.webhooks import MAX_DEPTH, too_deep
 from storage import bookings, reference
 from storage.errors import MalformedError
 from storage.rows import Json
@@ -104,9 +109,11 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
     retention = request.headers.get(RETENTION_HEADER, "full").strip().lower()
     if retention not in ("none", "full"):
         raise bad_request(f"{RETENTION_HEADER} must be none or full")
-    check = functools.partial(_check_body_store, request, _body_merchant(data))
+    merchant = functools.partial(_check_body_store, request, _body_merchant(data))
+    retain = retention != "none" and principal(request).retain_pii
+    check = _all(merchant, _named_check(request, write_scope.booking_names, data, retain=retain))
     save: Saver = written.booking_job
-    if retention == "none" or not principal(request).retain_pii:
+    if not retain:
         request.app[NO_RETENTION].add(data.get("client"))
         save = functools.partial(written.booking_job, retain=False)
     return await _write(request, "booking-create", "/booking", body, check, save)
@@ -114,28 +121,32 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
 
 async def update_booking(request: web.Request) -> web.StreamResponse:
     booking_id = _text_id(request, "bookingId", MAX_BOOKING_ID)
-    body, _ = await _json_body(request)
+    body, data = await _json_body(request)
     table = bookings.BOOKING
-    check = functools.partial(
+    stored = functools.partial(
         _check_stored, request, table, table.c.booking_id, booking_id, "Booking"
     )
+    check = _all(stored, _named_check(request, write_scope.booking_names, data))
     path = f"/booking/{quote(booking_id, safe='')}"
     return await _write(request, "booking-update", path, body, check, written.booking_job)
 
 
 async def create_client(request: web.Request) -> web.StreamResponse:
     body, data = await _json_body(request)
-    check = functools.partial(_check_body_store, request, _body_merchant(data))
+    merchant = functools.partial(_check_body_store, request, _body_merchant(data))
+    check = _all(merchant, _named_check(request, write_scope.client_names, data))
     return await _write(request, "client-create", "/client", body, check, written.client_job)
 
 
 async def update_client(request: web.Request) -> web.StreamResponse:
     client_id = _int_id(request, "clientId")
-    body, _ = await _json_body(request)
+    body, data = await _json_body(request)
     path = f"/client/{client_id}"
-    return await _write(
-        request, "client-update", path, body, _client_check(request, client_id), written.client_job
+    check = _all(
+        _client_check(request, client_id),
+        _named_check(request, write_scope.client_names, data),
     )
+    return await _write(request, "client-update", path, body, check, written.client_job)
 
 
 async def delete_client(request: web.Request) -> web.StreamResponse:
@@ -223,7 +234,7 @@ async def _write(
             _log_refused(request, route, refused.status)
             raise
         sent = True
-        answer, duration_ms = await _forward(booxi, request, path, body)
+        answer, duration_ms = await _forward(booxi, request, path, body, with_query=False)
     except BaseException as error:
         if claim is not None and (not sent or isinstance(error, BooxiUnavailable)):
             await writer.run(claim.release)
@@ -267,14 +278,20 @@ def _booxi(request: web.Request) -> BooxiClient:
 
 
 async def _forward(
-    booxi: BooxiClient, request: web.Request, path: str, body: bytes | None
+    booxi: BooxiClient,
+    request: web.Request,
+    path: str,
+    body: bytes | None,
+    *,
+    with_query: bool = True,
 ) -> tuple[Response, float]:
     """Booxi's answer, whatever its status, and how long it took; ``BooxiUnavailable``
-    when nothing came back."""
+    when nothing came back. Only the live pass-throughs pass their query string on: a
+    write's is dropped (Booxi's writes take none, and it could carry what the checks
+    before forwarding never saw)."""
     started = time.perf_counter()
-    answer = await booxi.forward(
-        request.method, path, params=list(request.query.items()), body=body
-    )
+    params = list(request.query.items()) if with_query else None
+    answer = await booxi.forward(request.method, path, params=params, body=body)
     return answer, round((time.perf_counter() - started) * 1000, 1)
 
 
@@ -386,9 +403,11 @@ async def _json_body(request: web.Request) -> tuple[bytes, Json]:
     raw = await request.read()
     if not raw.strip():
         raise bad_request("request body is empty: send a JSON object")
+    if too_deep(raw):
+        raise bad_request(f"request body nests deeper than {MAX_DEPTH} levels")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_request("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise bad_request("request body must be a JSON object")
@@ -416,6 +435,36 @@ def _text_id(request: web.Request, name: str, max_length: int) -> str:
         return check(name, request.match_info[name])
     except ValueError as error:
         raise bad_request(str(error)) from None
+
+
+def _all(*checks: Check) -> Check:
+    """The checks, in order: the first refusal stops the rest (and their look-ups)."""
+
+    async def check() -> None:
+        for one in checks:
+            await one()
+
+    return check
+
+
+def _named_check(
+    request: web.Request,
+    names_of: Callable[[Json], list[write_scope.Named]],
+    data: Json,
+    *,
+    retain: bool = True,
+) -> Check:
+    """The store check of what the body names (``api.write_scope``), for a store-bound
+    key; a malformed id in the body is refused (400) here, before the request is
+    claimed or anything is looked up."""
+    if principal(request).merchant_ids is None:
+        return _nothing
+    names = names_of(data)
+    return functools.partial(write_scope.check_names, request, names, retain=retain)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _check_body_store(request: web.Request, merchant_id: int) -> None:

@@ -12,6 +12,16 @@ rolling window would be exceeded, and hands out slots by priority, then arrival:
   margin.
 - ``charge()`` counts extra weight (a 400 answer), ``pause()`` / ``pause_until()`` stop
   every grant until a deadline (after a 429 with ``Retry-After``).
+- ``limit_share(priority, share)`` caps what one priority may take while anything of a
+  lower priority waits. The rule: while at least one waiter of a lower priority (a larger
+  number) is queued, a grant at ``priority`` is admitted only if that priority's own
+  requests in each window stay under ``share`` of the window's limit (rounded down, at
+  least 1); a capped waiter stands aside and the next waiter in order (priority, then
+  arrival) that may go goes instead. With nothing of lower priority waiting, there is no
+  cap: an idle budget is not wasted. The runtime sets ``limit_share(Priority.FILL, 0.5)``:
+  a poll waiting for the budget is a staff calendar falling behind its interval, and then
+  first-demand fills get at most half of every window, so polling is never starved.
+  Extra weight from ``charge()`` counts against the windows, not against any share.
 
 A fractional ``per_second`` is rounded down to whole requests per 1 s window (2.5 allows
 2); below 1 it becomes one request per ``1 / per_second`` seconds.
@@ -59,6 +69,16 @@ class BudgetStats:
     queued: int  # waiters right now
 
 
+@dataclasses.dataclass(frozen=True)
+class _Hit:
+    """A request (or extra weight) counted against the windows; ``priority`` None for
+    ``charge()``."""
+
+    at: float
+    weight: int
+    priority: Priority | None
+
+
 @dataclasses.dataclass(order=True)
 class _Waiter:
     priority: int
@@ -92,7 +112,8 @@ class RateBudget:
         self._long_limit = per_minute
         self._long_window = MINUTE_S + margin_s
         self._clock = clock
-        self._hits: deque[tuple[float, int]] = deque()  # (time, weight), oldest first
+        self._hits: deque[_Hit] = deque()  # oldest first
+        self._shares: dict[Priority, float] = {}
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._paused_until = -math.inf
@@ -138,12 +159,24 @@ class RateBudget:
         self._waited_by[priority] += 1
         return waited
 
+    def limit_share(self, priority: Priority, share: float | None) -> None:
+        """Cap ``priority`` at ``share`` (0 < share <= 1) of each window while anything of a
+        lower priority waits (the module doc has the rule); None removes the cap."""
+        priority = Priority(priority)
+        if share is None:
+            self._shares.pop(priority, None)
+        elif not 0 < share <= 1:
+            raise ValueError(f"share must be more than 0 and at most 1, got {share!r}")
+        else:
+            self._shares[priority] = share
+        self._dispatch()
+
     def charge(self, extra: int = 1) -> None:
         """Count ``extra`` more requests now (Booxi counts a 400 answer twice)."""
         if extra < 0:
             raise ValueError(f"extra must not be negative, got {extra!r}")
         if extra:
-            self._hits.append((self._clock(), extra))
+            self._hits.append(_Hit(self._clock(), extra, None))
             self._charged += extra
             self._dispatch()
 
@@ -184,21 +217,63 @@ class RateBudget:
 
     def _delay(self, now: float) -> float:
         """Seconds from ``now`` until a request fits both windows and any pause is over."""
-        while self._hits and self._hits[0][0] <= now - self._long_window:
+        while self._hits and self._hits[0].at <= now - self._long_window:
             self._hits.popleft()
         wait = max(0.0, self._paused_until - now)
-        for window, limit in (
+        for window, limit in self._windows():
+            wait = max(wait, self._room_in(window, limit, now, None))
+        return wait
+
+    def _windows(self) -> tuple[tuple[float, int], tuple[float, int]]:
+        return (
             (self._short_window, self._short_limit),
             (self._long_window, self._long_limit),
-        ):
-            inside = [(at, weight) for at, weight in self._hits if at > now - window]
-            used = sum(weight for _, weight in inside)
-            for at, weight in inside:  # drop the oldest until one more fits
-                if used < limit:
-                    break
-                used -= weight
-                wait = max(wait, at + window - now)
+        )
+
+    def _room_in(self, window: float, limit: int, now: float, only: Priority | None) -> float:
+        """Seconds until one more request fits ``limit`` in ``window``, counting every hit
+        (``only`` None) or the hits of priority ``only``."""
+        inside = [
+            hit
+            for hit in self._hits
+            if hit.at > now - window and (only is None or hit.priority == only)
+        ]
+        used = sum(hit.weight for hit in inside)
+        wait = 0.0
+        for hit in inside:  # drop the oldest until one more fits
+            if used < limit:
+                break
+            used -= hit.weight
+            wait = max(wait, hit.at + window - now)
         return wait
+
+    def _share_delay(self, priority: Priority, now: float) -> float:
+        """Seconds until ``priority`` may go under its share cap (0: no cap applies now)."""
+        share = self._shares.get(priority)
+        if share is None or not any(
+            w.priority > priority and not w.future.done() for w in self._waiters
+        ):
+            return 0.0
+        return max(
+            self._room_in(window, max(1, math.floor(share * limit)), now, priority)
+            for window, limit in self._windows()
+        )
+
+    def _next_to_go(self, now: float) -> tuple[_Waiter | None, float]:
+        """The first waiter, in order, that its share lets go now; else None and the
+        seconds until one could."""
+        head = self._waiters[0]
+        wait = self._share_delay(Priority(head.priority), now)
+        if wait == 0:
+            return head, 0.0
+        for waiter in sorted(self._waiters)[1:]:
+            if waiter.future.done():
+                continue
+            capped = self._share_delay(Priority(waiter.priority), now)
+            if capped == 0:
+                return waiter, 0.0
+            wait = min(wait, capped)
+        return None, wait
 
     def _dispatch(self) -> None:
         """Grant every waiter that may go now, in order; set the timer for the next one."""
@@ -213,19 +288,28 @@ class RateBudget:
                 continue
             now = self._clock()
             wait = self._delay(now)
-            if wait > 0:
+            chosen: _Waiter | None = None
+            if wait == 0:
+                chosen, wait = self._next_to_go(now)
+            if chosen is None:
                 self._timer = loop.call_later(wait, self._dispatch)
                 return
-            heapq.heappop(self._waiters)
-            self._hits.append((now, 1))
-            head.granted_at = now
+            if chosen is head:
+                heapq.heappop(self._waiters)
+            else:
+                self._waiters.remove(chosen)
+                heapq.heapify(self._waiters)
+            priority = Priority(chosen.priority)
+            self._hits.append(_Hit(now, 1, priority))
+            chosen.granted_at = now
             self._granted += 1
-            self._granted_by[Priority(head.priority)] += 1
-            head.future.set_result(None)
+            self._granted_by[priority] += 1
+            chosen.future.set_result(None)
 
     def _give_back(self, waiter: _Waiter) -> None:
         """Return the slot of a waiter cancelled after its grant, before it could use it."""
-        entry = (waiter.granted_at, 1)
+        assert waiter.granted_at is not None
+        entry = _Hit(waiter.granted_at, 1, Priority(waiter.priority))
         for index in range(len(self._hits) - 1, -1, -1):
             if self._hits[index] == entry:
                 del self._hits[index]

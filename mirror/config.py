@@ -45,6 +45,10 @@ CONFIG_ENV = "BOOXI_MIRROR_CONFIG"
 _NOT_SETTINGS = (CONFIG_ENV, "BOOXI_MIRROR_TEST_")
 
 NonEmptySecret = Annotated[SecretStr, Field(min_length=1)]
+# The only databases the mirror runs on: SQLite through aiosqlite, PostgreSQL through asyncpg.
+DATABASE_URL_PREFIXES = ("sqlite+aiosqlite:///", "postgresql+asyncpg://")
+# Shortest [[api.keys]] key accepted: a guessable key is no key.
+MIN_API_KEY_LENGTH = 16
 
 
 class _Section(BaseModel):
@@ -84,6 +88,12 @@ class StorageConfig(_Section):
             raise ValueError(
                 "must be a database URL, e.g. sqlite+aiosqlite:///booxi-mirror.db "
                 "or postgresql+asyncpg://user@host/dbname"
+            )
+        if not value.startswith(DATABASE_URL_PREFIXES):
+            scheme = value.partition("://")[0]
+            raise ValueError(
+                f'"{scheme}" is not supported: use SQLite, sqlite+aiosqlite:///booxi-mirror.db, '
+                "or PostgreSQL, postgresql+asyncpg://user@host/dbname"
             )
         return value
 
@@ -135,6 +145,16 @@ class ApiKey(_Section):
             raise ValueError(wrong)
         return tuple(value)
 
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_API_KEY_LENGTH} characters; make one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
     @field_validator("scopes")
     @classmethod
     def _some_scope(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -163,12 +183,24 @@ class ApiKey(_Section):
 
 
 class ApiConfig(_Section):
-    """``[api]``: where the mirror's own HTTP API listens, and who may call it."""
+    """``[api]``: where the mirror's own HTTP API listens, who may call it, and how much.
+
+    Connections (``api.connections``): ``header_timeout_s`` for a new connection's first
+    request line and headers, ``keepalive_timeout_s`` for an idle connection between
+    requests, at most ``max_connections`` open at once. Fills (``api.fill_guard``): each
+    key may make Booxi fetch what the mirror does not hold ``fills_per_minute`` times a
+    minute on average, ``fill_burst`` at once.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     page_size: int = Field(default=50, ge=1, le=500)
     staleness_s: float = Field(default=900.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    keepalive_timeout_s: float = Field(default=15.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    fills_per_minute: float = Field(default=30.0, gt=0)
+    fill_burst: int = Field(default=10, ge=1)
     keys: tuple[ApiKey, ...] = ()
 
     @field_validator("keys")

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mirror.budget import RateBudget
+from mirror.budget import Priority, RateBudget
 from mirror.client import BooxiClient
 from mirror.config import Config
 from mirror.scheduler import Poller
@@ -26,6 +26,9 @@ from storage.writer import Writer
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+# While a poll waits for the rate budget (a staff calendar is behind), first-demand fills
+# may take at most this share of it (``RateBudget.limit_share``).
+FILL_SHARE_WHILE_POLLS_WAIT = 0.5
 
 
 @dataclasses.dataclass
@@ -54,6 +57,7 @@ async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
         writer = Writer(engine)
         await writer.start()
         budget = RateBudget(config.booxi.requests_per_second, config.booxi.requests_per_minute)
+        budget.limit_share(Priority.FILL, FILL_SHARE_WHILE_POLLS_WAIT)
         client = BooxiClient.from_config(config.booxi, budget)
         try:
             yield Runtime(config, engine, writer, client)
@@ -89,11 +93,16 @@ async def serve(
 ) -> None:
     """API, webhook receiver and poller in one process, until SIGTERM or SIGINT.
 
+    Connections are kept in hand (``api.connections``): ``[api] header_timeout_s`` for a
+    new connection's first request head, ``keepalive_timeout_s`` between requests, at
+    most ``max_connections`` at once.
+
     ``ready(url)`` is called once the API listens. With ``stop`` given, serving ends when
     it is set, and the caller handles signals (as ``booxi-mirror demo`` does).
     """
     from api.access_log import AccessLogger
     from api.app import create_app
+    from api.connections import ConnectionGuard, GuardedSite
 
     async with open_runtime(config) as runtime:
         reader = Reader(runtime.engine)
@@ -110,6 +119,7 @@ async def serve(
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_GRACE_S,
             access_log_class=AccessLogger,
+            keepalive_timeout=config.api.keepalive_timeout_s,
         )
         await runner.setup()
         poller = Poller(runtime.client, runtime.writer, runtime.engine, config.sync)
@@ -119,7 +129,11 @@ async def serve(
         for signum in signals:
             loop.add_signal_handler(signum, stop.set)
         try:
-            site = web.TCPSite(runner, config.api.host, config.api.port)
+            guard = ConnectionGuard(
+                header_timeout_s=config.api.header_timeout_s,
+                max_connections=config.api.max_connections,
+            )
+            site = GuardedSite(runner, config.api.host, config.api.port, guard)
             await site.start()
             url = f"http://{config.api.host}:{config.api.port}"
             log.info("serve.started", extra={"url": url})

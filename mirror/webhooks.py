@@ -15,7 +15,21 @@ Choices where Booxi is silent (see booxi-api.md):
   client and its links. Any other type is stored and acknowledged, and changes nothing.
 - Outcomes: ``applied``; ``stale`` (the mirror holds this booking at the same or a newer
   ``modifiedOn``: recorded, nothing changed); ``duplicate`` (event id seen before:
-  acknowledged, not stored again); ``ignored`` (unknown type).
+  acknowledged, not stored again); ``ignored`` (unknown type, or a store the mirror does
+  not serve).
+- Stores the mirror does not serve (Booxi calls the receiver for a whole merchant
+  group): a booking or client event of a store outside ``[sync] merchant_ids`` (when
+  set), or, when that is empty, of a store the mirror holds no reference data for, is
+  acknowledged (``ignored``, so Booxi stops retrying) and not applied; its inbox row
+  keeps the event id (for de-duplication) and type only: no body, no booking or client
+  id. **choice**: while the mirror holds no store at all (before its first poll), every
+  store counts as served, so that no event is lost before the store list is known.
+- What is refused (400, nothing stored): a body that is not UTF-8 JSON, nests deeper than
+  ``MAX_DEPTH`` (checked before parsing), or holds text no database column can hold (an
+  unpaired surrogate); ids out of range (integer ids from 1 to 2^53 - 1, booking ids of
+  1 to 64 characters, module ids of 1 to 100, event ids of 1 to 200 characters); instants
+  that are not RFC 3339 or outside 1970-2199 (``storage.times.parse_instant``), the
+  envelope's ``createdOn`` included.
 """
 
 from __future__ import annotations
@@ -24,19 +38,32 @@ import dataclasses
 import datetime as dt
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mirror.config import WebhookConfig
+from mirror.vocabulary import check_booking_id, check_module_id, is_id
 from storage import bookings, erasure, inbox, pii, reference
 from storage.errors import MalformedError
-from storage.rows import Json, booking_row, client_link_row, client_row
-from storage.times import utcnow
+from storage.rows import (
+    Json,
+    booking_row,
+    calendar_event_row,
+    client_link_row,
+    client_row,
+    derived_calendar_events,
+)
+from storage.times import parse_instant, utcnow
 
 MAX_EVENT_ID = 200
+MAX_DEPTH = 32  # nesting of a webhook body; Booxi's events nest about 6 deep
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 class WebhookAuthError(Exception):
@@ -60,6 +87,9 @@ class WebhookEvent:
     client: Json | None = None
     links: tuple[Json, ...] = ()
     retain: bool = True  # False: a booking made without retention (see api.retention_marks)
+    # the stores the mirror serves (``[sync] merchant_ids``); empty: those it holds
+    # reference data for; None: no check (replay, direct callers)
+    served: frozenset[int] | None = None
 
 
 def verify(config: WebhookConfig, body: bytes, headers: Mapping[str, str]) -> str:
@@ -75,6 +105,8 @@ def verify(config: WebhookConfig, body: bytes, headers: Mapping[str, str]) -> st
             scheme, _, given = headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer":
                 given = ""
+        if not given.isascii():  # a header byte outside ASCII: no secret is made of those
+            raise WebhookAuthError("webhook secret header is not ASCII")
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise WebhookAuthError("missing or wrong webhook secret")
         proofs.append("secret")
@@ -89,22 +121,53 @@ def verify(config: WebhookConfig, body: bytes, headers: Mapping[str, str]) -> st
     return "+".join(proofs)
 
 
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON text nests deeper than ``limit``: brackets counted outside strings,
+    without parsing (so 100,000 nested arrays cost one scan, never a deep recursion)."""
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub(b"", body)):
+        if bracket.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
 def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> WebhookEvent:
-    """Read one event, validating every field the mirror will index on."""
+    """Read one event, validating every field the mirror will index on or store."""
+    if too_deep(body):
+        raise MalformedEventError(f"body nests deeper than {MAX_DEPTH} levels")
     try:
         text = body.decode("utf-8")
         data = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as error:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # no unpaired surrogate
+    except UnicodeEncodeError:
+        raise MalformedEventError("body holds an unpaired surrogate (\\ud800-\\udfff)") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise MalformedEventError(f"body is not JSON: {error}") from None
     if not isinstance(data, dict):
         raise MalformedEventError("body must be a JSON object")
     event_id = data.get("eventId", headers.get("webhook-id"))
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID:
+    if (
+        not isinstance(event_id, str)
+        or not event_id.strip()
+        or len(event_id) > MAX_EVENT_ID
+        or not _storable(event_id)
+    ):
         raise MalformedEventError("eventId must be a non-empty string of at most 200 characters")
     event_type = data.get("eventType")
-    if not isinstance(event_type, str) or not event_type:
-        raise MalformedEventError("eventType must be a non-empty string")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > MAX_EVENT_ID:
+        raise MalformedEventError("eventType must be a non-empty string of at most 200 characters")
     created_on = data.get("createdOn")
+    if created_on is not None:
+        try:
+            parse_instant(created_on)
+        except ValueError:
+            raise MalformedEventError(
+                "createdOn must be an RFC 3339 date-time from 1970 to 2199"
+            ) from None
     content = data.get("content", data.get("eventContent"))
     if content is None:
         content = {}
@@ -113,7 +176,7 @@ def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> Webho
     event = WebhookEvent(
         event_id=event_id,
         event_type=event_type,
-        created_on=created_on if isinstance(created_on, str) else None,
+        created_on=created_on,
         content=content,
         body=text,
         verified=verified,
@@ -123,28 +186,71 @@ def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> Webho
     try:
         if family in ("appointment", "reservation"):
             booking = content.get("booking")
-            event = dataclasses.replace(
-                event, booking=booking, booking_row=booking_row(booking, "webhook", now)
-            )
+            row = booking_row(booking, "webhook", now)
+            _check_booking(booking, row, now)
+            event = dataclasses.replace(event, booking=booking, booking_row=row)
         elif family == "client" and event_type != "client.deleted":
-            event = dataclasses.replace(
-                event, client=client_row(content.get("client"), "webhook", now)
-            )
+            client = client_row(content.get("client"), "webhook", now)
+            _check_ids("client", client, ("id",), ("merchant_id",))
+            event = dataclasses.replace(event, client=client)
         elif event_type == "client.deleted":
-            client = content.get("client")
-            if not isinstance(client, dict) or not isinstance(client.get("id"), int):
-                raise MalformedError("client.id must be an integer")
-            event = dataclasses.replace(event, client={"id": client["id"]})
+            gone = content.get("client")
+            if not isinstance(gone, dict) or not is_id(gone.get("id")):
+                raise MalformedError("client.id must be an integer from 1 to 2^53 - 1")
+            event = dataclasses.replace(event, client={"id": gone["id"]})
         links = content.get("clientLinks") or []
         if family in ("appointment", "reservation", "client"):
             if not isinstance(links, list):
                 raise MalformedError("clientLinks must be a list")
-            event = dataclasses.replace(
-                event, links=tuple(client_link_row(link, "webhook", now) for link in links)
-            )
+            rows = tuple(client_link_row(link, "webhook", now) for link in links)
+            for link in rows:
+                _check_ids("clientLinks[]", link, ("entity_id",), ())
+                _check_text_id(check_module_id, "clientLinks[].moduleId", link["module_id"])
+                if len(link["external_id"]) > MAX_EVENT_ID:
+                    raise MalformedError("clientLinks[].externalId is longer than 200 characters")
+            event = dataclasses.replace(event, links=rows)
     except MalformedError as error:
         raise MalformedEventError(str(error)) from None
     return event
+
+
+def _storable(value: str) -> bool:
+    """Text a column holds: no NUL, no unpaired surrogate (a header's undecodable byte)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def _check_text_id(check: Any, name: str, value: object) -> None:
+    try:
+        check(name, value)
+    except ValueError as error:
+        raise MalformedError(str(error)) from None
+
+
+def _check_ids(what: str, row: Json, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    """Integer ids of a row within 1 to 2^53 - 1 (what a database column and a JavaScript
+    client hold exactly)."""
+    for column in required + optional:
+        value = row.get(column)
+        if (value is not None or column in required) and not is_id(value):
+            raise MalformedError(f"{what} {column} must be an integer from 1 to 2^53 - 1")
+
+
+def _check_booking(booking: Any, row: Json, now: dt.datetime) -> None:
+    """What applying the booking will store beyond its row: ids in range, and the
+    calendar events derived from its items (checked here, so that the transaction that
+    applies the event cannot fail on them)."""
+    _check_text_id(check_booking_id, "booking.bookingId", row["booking_id"])
+    _check_ids("booking", row, ("merchant_id",), ("staff_id", "client_id", "group_event_id"))
+    items = booking.get("items")
+    if items is not None and not isinstance(items, list):
+        raise MalformedError("booking.items must be a list")
+    for derived in derived_calendar_events(booking, []):
+        event = calendar_event_row(derived, "webhook", now)
+        _check_ids("booking item", event, ("staff_id",), ("merchant_id",))
 
 
 def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
@@ -163,6 +269,13 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             seen.add(event.event_id)
             fresh.append(index)
     inbox.count_duplicates(conn, [r for r in repeats if r in stored])
+
+    unserved = _unserved(conn, [events[i] for i in fresh])
+    received = list(fresh)  # every new event gets an inbox row, in arrival order
+    for i in fresh:
+        if events[i].event_id in unserved:
+            outcomes[i] = "ignored"
+    fresh = [i for i in fresh if not outcomes[i]]
 
     for i in fresh:
         event = events[i]
@@ -192,8 +305,71 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             outcomes[i] = "applied" if written_clients else "stale"
         else:
             outcomes[i] = "ignored"
-    inbox.store_events(conn, [_inbox_row(events[i], outcomes[i], now) for i in fresh])
+    inbox.store_events(
+        conn,
+        [
+            _ignored_inbox_row(events[i], unserved[events[i].event_id], now)
+            if events[i].event_id in unserved
+            else _inbox_row(events[i], outcomes[i], now)
+            for i in received
+        ],
+    )
     return outcomes
+
+
+def merchant_of(event: WebhookEvent) -> int | None:
+    """The store an event is about: its booking's, or its client's (None: not known)."""
+    if event.booking_row is not None:
+        return event.booking_row["merchant_id"]
+    if event.client is not None and event.event_type != "client.deleted":
+        return event.client.get("merchant_id")
+    return None
+
+
+def _unserved(conn: Connection, events: Sequence[WebhookEvent]) -> dict[str, int]:
+    """The events (by id) about a store the mirror does not serve, with that store: not
+    in ``[sync] merchant_ids`` when set; otherwise one the mirror holds no reference data
+    for, while it holds some (before the first poll every store counts as served)."""
+    found: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    for event in events:
+        merchant = merchant_of(event)
+        if event.served is None or merchant is None:
+            continue
+        if event.served:
+            if merchant not in event.served:
+                found[event.event_id] = merchant
+        else:
+            unknown[event.event_id] = merchant
+    if unknown:
+        table = reference.MERCHANT
+        held = set(
+            conn.execute(
+                select(table.c.id).where(table.c.id.in_(sorted(set(unknown.values()))))
+            ).scalars()
+        )
+        any_held = held or conn.execute(select(table.c.id).limit(1)).first() is not None
+        if any_held:
+            found.update({e: m for e, m in unknown.items() if m not in held})
+    return found
+
+
+def _ignored_inbox_row(event: WebhookEvent, merchant: int, now: dt.datetime) -> Json:
+    """The inbox row of an event of a store the mirror does not serve: its id (so that a
+    repeat is a duplicate) and type, nothing of its content."""
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "received_at": now,
+        "created_on": event.created_on,
+        "booking_id": None,
+        "client_id": None,
+        "verified": event.verified,
+        "outcome": "ignored",
+        "detail": f"merchant {merchant} is not served by this mirror: not applied, body not kept",
+        "duplicates": 0,
+        "body": "",
+    }
 
 
 def _apply_bookings(

@@ -288,4 +288,14 @@ class IdempotencyResult(SQLModel, table=True):
     created_at: dt.datetime = _at(index=True)
 
 
+class MirrorSecret(SQLModel, table=True):
+    """Secrets of this database, made once at random (``storage.mirror_secret``): the
+    key that signs the mirror's own cursors. Never served, never logged."""
+
+    __tablename__ = "mirror_secret"
+
+    name: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))  # hex
+
+
 TABLES = SQLModel.metadata

@@ -265,6 +265,7 @@ def booxi_client(
 
 
 WEBHOOK_SECRET = "mirror-webhook-secret-0123456789"
+UNLIMITED_FILLS = {"fills_per_minute": 1_000_000, "fill_burst": 1_000_000}
 API_KEY = "mirror-api-key-for-tests-0123456789"
 
 
@@ -299,6 +300,9 @@ async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable
             "api": {"keys": [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]},
             **sections,
         }
+        # tests fill far more than a tablet would: the per-key fill budget is the
+        # subject of tests/test_fill_guard.py only
+        values["api"] = {**UNLIMITED_FILLS, **values["api"]}
         config = Config.model_validate(values)
         reader = Reader(store.engine)
         await reader.start()

@@ -390,7 +390,7 @@ def test_a_merchant_key_is_bound_to_one_store_and_read_only(
 ) -> None:
     from mirror.config import load_config
 
-    lines = ["[[api.keys]]", 'name = "form"', 'key = "public-key-123"', 'kind = "merchant"']
+    lines = ["[[api.keys]]", 'name = "form"', 'key = "public-key-0123456789"', 'kind = "merchant"']
     for name, value in entry.items():
         shown = ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in value)
         lines.append(f"{name} = [{shown}]")
@@ -399,12 +399,12 @@ def test_a_merchant_key_is_bound_to_one_store_and_read_only(
     with pytest.raises(ConfigError) as raised:
         load_config(path, {})
     assert str(raised.value) == f"{path} [[api.keys]] #1: {message}"
-    assert "public-key-123" not in str(raised.value)
+    assert "public-key-0123456789" not in str(raised.value)
     assert "\n" not in str(raised.value)
 
 
 def test_keys_are_partner_keys_by_default() -> None:
-    config = Config.model_validate({"api": {"keys": [{"name": "a", "key": "abcdef"}]}})
+    config = Config.model_validate({"api": {"keys": [{"name": "a", "key": "abcdef-0123456789"}]}})
     assert config.api.keys[0].kind == "partner"
 
 

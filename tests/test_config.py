@@ -11,6 +11,8 @@ API_KEY = "tablet-key-5d1e88b0"
 WEBHOOK_SECRET = "hook-secret-91c4"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DB_PASSWORD = "db-pass-63b2"
+KEY = "abcdef-0123456789"  # [[api.keys]] keys are at least 16 characters
+OTHER_KEY = "ghijkl-0123456789"
 
 FULL_TOML = f"""
 [booxi]
@@ -33,6 +35,11 @@ history_days = 400
 [api]
 host = "0.0.0.0"
 port = 9000
+header_timeout_s = 5
+keepalive_timeout_s = 30
+max_connections = 200
+fills_per_minute = 12
+fill_burst = 4
 
 [[api.keys]]
 name = "tablets"
@@ -95,6 +102,9 @@ def test_load_config_defaults_without_file() -> None:
     assert config.sync.reference_interval_s == 3600
     assert config.sync.history_days == 730
     assert (config.api.host, config.api.port, config.api.keys) == ("127.0.0.1", 8080, ())
+    assert (config.api.header_timeout_s, config.api.keepalive_timeout_s) == (10, 15)
+    assert config.api.max_connections == 1000
+    assert (config.api.fills_per_minute, config.api.fill_burst) == (30, 10)
     assert config.webhook.secret is None
     assert config.webhook.signing_secret is None
     assert config.privacy.retention_days is None
@@ -116,6 +126,9 @@ def test_load_config_reads_every_key_of_a_full_file(tmp_path: Path) -> None:
         "history_days": 400,
     }
     assert (config.api.host, config.api.port) == ("0.0.0.0", 9000)
+    assert (config.api.header_timeout_s, config.api.keepalive_timeout_s) == (5, 30)
+    assert config.api.max_connections == 200
+    assert (config.api.fills_per_minute, config.api.fill_burst) == (12, 4)
     tablets, crm = config.api.keys
     assert tablets == ApiKey(
         name="tablets", key=SecretStr(API_KEY), merchant_ids=(11,), scopes=("read", "write")
@@ -215,7 +228,7 @@ def test_load_config_unknown_section_lists_sections(tmp_path: Path) -> None:
 
 
 def test_load_config_unknown_key_in_api_keys_entry(tmp_path: Path) -> None:
-    message = config_error(tmp_path, '[[api.keys]]\nname = "a"\nkey = "abcdef"\nscope = []\n')
+    message = config_error(tmp_path, f'[[api.keys]]\nname = "a"\nkey = "{KEY}"\nscope = []\n')
 
     assert message == (
         "config.toml [[api.keys]] #1 scope: unknown key; "
@@ -286,6 +299,85 @@ def test_load_config_wrong_type_or_value_names_key_and_fix(
     assert config_error(tmp_path, toml) == expected
 
 
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("mysql+aiomysql://u:p@db/booxi", "mysql+aiomysql"),
+        ("postgresql://u@db/booxi", "postgresql"),  # asyncpg is the driver
+        ("postgresql+psycopg://u@db/booxi", "postgresql+psycopg"),
+        ("sqlite:///booxi.db", "sqlite"),  # aiosqlite is the driver
+        ("sqlite+aiosqlite://", "sqlite+aiosqlite"),  # no file: nothing kept
+    ],
+)
+def test_load_config_refuses_databases_other_than_sqlite_and_postgresql(
+    tmp_path: Path, url: str, scheme: str
+) -> None:
+    message = config_error(tmp_path, f'[storage]\nurl = "{url}"\n')
+
+    shown = url.replace(":p@", ":***@")
+    assert message == (
+        f'config.toml [storage] url = "{shown}": "{scheme}" is not supported: use SQLite, '
+        "sqlite+aiosqlite:///booxi-mirror.db, or PostgreSQL, postgresql+asyncpg://user@host/dbname"
+    )
+
+
+def test_load_config_refuses_an_unsupported_database_from_the_env() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"BOOXI_MIRROR_STORAGE__URL": f"mysql://u:{DB_PASSWORD}@h/db"})
+
+    message = str(caught.value)
+    assert message.startswith("BOOXI_MIRROR_STORAGE__URL='mysql://u:***@h/db': \"mysql\" is not")
+    assert DB_PASSWORD not in message
+
+
+@pytest.mark.parametrize("key", ["a", "fifteen-chars-x", "0123456789abcde"])
+def test_load_config_refuses_an_api_key_shorter_than_16_characters(
+    tmp_path: Path, key: str
+) -> None:
+    toml = f'[[api.keys]]\nname = "a"\nkey = "{KEY}"\n[[api.keys]]\nname = "b"\nkey = "{key}"\n'
+
+    message = config_error(tmp_path, toml)
+
+    assert message == (
+        "config.toml [[api.keys]] #2 key = (secret): must be at least 16 characters; "
+        "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+
+
+def test_load_config_refuses_a_short_api_key_from_the_env() -> None:
+    environ = {"BOOXI_MIRROR_API__KEYS": '[{"name": "a", "key": "short-key"}]'}
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+
+    assert str(caught.value) == (
+        "BOOXI_MIRROR_API__KEYS: [[api.keys]] #1 key = (secret): must be at least 16 "
+        "characters; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+
+
+def test_load_config_accepts_a_16_character_api_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[api.keys]]\nname = "a"\nkey = "0123456789abcdef"\n')
+
+    assert load_config(path, {}).api.keys[0].key == SecretStr("0123456789abcdef")
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[api]\nheader_timeout_s = 0\n", "header_timeout_s = 0: must be greater than 0"),
+        ("[api]\nkeepalive_timeout_s = -1\n", "keepalive_timeout_s = -1: must be greater than 0"),
+        ("[api]\nmax_connections = 0\n", "max_connections = 0: must be at least 1"),
+        ("[api]\nfills_per_minute = 0\n", "fills_per_minute = 0: must be greater than 0"),
+        ("[api]\nfill_burst = 0\n", "fill_burst = 0: must be at least 1"),
+    ],
+)
+def test_load_config_bad_connection_and_fill_limits(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    assert config_error(tmp_path, toml) == f"config.toml [api] {expected}"
+
+
 def test_load_config_negative_interval(tmp_path: Path) -> None:
     message = config_error(tmp_path, "[sync]\ncalendar_interval_s = -5\n")
 
@@ -314,12 +406,12 @@ def test_load_config_bad_port(tmp_path: Path, port: str, fix: str) -> None:
             "config.toml [sync] merchant_ids = 5: must be a list, e.g. [1, 2]",
         ),
         (
-            '[[api.keys]]\nname = "a"\nkey = "abcdef"\nmerchant_ids = ["*", 3]\n',
+            f'[[api.keys]]\nname = "a"\nkey = "{KEY}"\nmerchant_ids = ["*", 3]\n',
             'config.toml [[api.keys]] #1 merchant_ids = ["*", 3]: '
             'use ["*"] alone for every store, or a list of store ids',
         ),
         (
-            '[[api.keys]]\nname = "a"\nkey = "abcdef"\nmerchant_ids = ["all"]\n',
+            f'[[api.keys]]\nname = "a"\nkey = "{KEY}"\nmerchant_ids = ["all"]\n',
             'config.toml [[api.keys]] #1 merchant_ids = ["all"]: '
             'must be a list of store ids, e.g. [1, 2], or ["*"] for every store',
         ),
@@ -330,7 +422,9 @@ def test_load_config_bad_merchant_ids(tmp_path: Path, toml: str, expected: str) 
 
 
 def test_load_config_bad_scopes(tmp_path: Path) -> None:
-    toml = '[[api.keys]]\nname = "a"\nkey = "abcdef"\n[[api.keys]]\nname = "b"\nkey = "ghijkl"\n'
+    toml = (
+        f'[[api.keys]]\nname = "a"\nkey = "{KEY}"\n[[api.keys]]\nname = "b"\nkey = "{OTHER_KEY}"\n'
+    )
     toml += 'scopes = ["read", "admin"]\n'
 
     message = config_error(tmp_path, toml)
@@ -339,7 +433,7 @@ def test_load_config_bad_scopes(tmp_path: Path) -> None:
 
 
 def test_load_config_empty_scopes(tmp_path: Path) -> None:
-    message = config_error(tmp_path, '[[api.keys]]\nname = "a"\nkey = "abcdef"\nscopes = []\n')
+    message = config_error(tmp_path, f'[[api.keys]]\nname = "a"\nkey = "{KEY}"\nscopes = []\n')
 
     assert message == (
         'config.toml [[api.keys]] #1 scopes = []: must not be empty: give "read", "write" or both'
@@ -348,7 +442,7 @@ def test_load_config_empty_scopes(tmp_path: Path) -> None:
 
 def test_load_config_duplicate_key_names(tmp_path: Path) -> None:
     toml = f'[[api.keys]]\nname = "tablets"\nkey = "{API_KEY}"\n'
-    toml += '[[api.keys]]\nname = "tablets"\nkey = "other-key-1234"\n'
+    toml += f'[[api.keys]]\nname = "tablets"\nkey = "{OTHER_KEY}"\n'
 
     message = config_error(tmp_path, toml)
 
@@ -415,7 +509,7 @@ def test_load_config_env_list_must_be_json() -> None:
 
 
 def test_load_config_env_error_inside_json_names_variable_and_entry() -> None:
-    environ = {"BOOXI_MIRROR_API__KEYS": '[{"name": "a", "key": "abcdef", "scopes": ["all"]}]'}
+    environ = {"BOOXI_MIRROR_API__KEYS": f'[{{"name": "a", "key": "{KEY}", "scopes": ["all"]}}]'}
 
     with pytest.raises(ConfigError) as caught:
         load_config(None, environ)

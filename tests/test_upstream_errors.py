@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from api.fill_guard import FILL_GUARD
 from mirror.poller import refresh_reference_data
 from tests.conftest import API_KEY, MirrorApp, Sim, Store, booxi_client, calendar_params
 
@@ -97,6 +98,7 @@ async def test_booxi_refusals_on_a_fill_map_to_one_answer_each(
         assert ("Retry-After" in headers) == retry_after, (name, headers)
         if name == "400":
             assert "forced by the simulator" in body["message"]
+        app.server.app[FILL_GUARD].clear_missing()  # Booxi's 404s are remembered a while
     await sim.control("DELETE", "/_sim/faults")
     got, headers, body = await _get(app, path, params)
     assert got == 200, body
