@@ -285,6 +285,7 @@ class MirrorApp:
 @pytest.fixture
 async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable[MirrorApp]]]:
     """Start the mirror's aiohttp application over ``store``, config sections overridden."""
+    from api.access_log import AccessLogger
     from api.app import create_app
     from mirror.config import Config
 
@@ -311,7 +312,7 @@ async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable
             config, engine=store.engine, writer=store.writer, reader=reader, booxi=booxi
         )
         server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
+        await server.start_server(access_log_class=AccessLogger)  # as serve logs: no queries
         servers.append(server)
         return MirrorApp(server)
 
