@@ -16,7 +16,8 @@ import logging
 from aiohttp import web
 
 from api.errors import ApiError
-from api.keys import CONFIG, NO_RETENTION, REPOLL, WRITER
+from api.keys import CONFIG, NO_RETENTION, READER, REPOLL, WRITER
+from mirror.repoll import booking_span
 from mirror.webhooks import (
     MalformedEventError,
     WebhookAuthError,
@@ -24,6 +25,7 @@ from mirror.webhooks import (
     parse_event,
     verify,
 )
+from storage import reads
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ async def receive(request: web.Request) -> web.Response:
         event = dataclasses.replace(event, retain=False)
     outcome = await request.app[WRITER].run_batched(apply_events, event)
     if outcome == "applied":
-        request_repoll(request, event.booking)
+        await request_repoll(request, event.booking)
     log.info(
         "webhook.received",
         extra={"event_id": event.event_id, "event_type": event.event_type, "outcome": outcome},
@@ -57,13 +59,24 @@ async def receive(request: web.Request) -> web.Response:
     return web.json_response({"eventId": event.event_id, "outcome": outcome})
 
 
-def request_repoll(request: web.Request, booking: object) -> None:
-    """A booking the mirror just stored outside a poll: an appointment's calendar events
-    carry provisional ids, and a reservation changes its group event's attendance, until
-    Booxi's calendar is asked (``mirror.repoll``)."""
+async def request_repoll(request: web.Request, booking: object) -> None:
+    """A booking the mirror just stored outside a poll: an appointment whose calendar
+    events now carry provisional ids, or a reservation (its group event's attendance
+    changed), asks for a re-poll of the staff member's calendar over the booking's span
+    (``mirror.repoll``). An update that changed no event (presence, notes) asks nothing."""
     repoller = request.app.get(REPOLL)
     if repoller is None or not isinstance(booking, dict):
         return
-    staff_id = booking.get("staffId")
-    if isinstance(staff_id, int) and not isinstance(staff_id, bool):
-        repoller.request(staff_id)
+    staff_id, booking_id = booking.get("staffId"), booking.get("bookingId")
+    span = booking_span(booking)
+    if not isinstance(staff_id, int) or isinstance(staff_id, bool) or span is None:
+        return
+    method = booking.get("bookingMethod")
+    if method == "Appointment":
+        if not isinstance(booking_id, str) or not await request.app[READER].run(
+            reads.has_provisional_events, booking_id
+        ):
+            return
+    elif method != "GroupReservation":
+        return
+    repoller.request(staff_id, *span)

@@ -249,7 +249,7 @@ async def _write(
     stored = await _finish(request, route, job, claim, answer)
     if stored and route.startswith("booking-"):
         with contextlib.suppress(ValueError, UnicodeDecodeError):  # unreadable: read back
-            request_repoll(request, answers.booking_of(json.loads(answer.body))[0])
+            await request_repoll(request, answers.booking_of(json.loads(answer.body))[0])
     _log_forwarded("write.forwarded", request, route, answer.status, duration_ms, stored=stored)
     return _response(answer.status, answer.headers, answer.body)
 

@@ -2,11 +2,13 @@
 
 A booking that arrives by webhook or through a write gets calendar events derived from
 it at once (so calendars show it), but only Booxi's calendar knows their ids: until it
-is asked, they are provisional. ``Repoller.request(staff_id)`` asks for a re-poll of
-that staff member's window; requests are debounced (one poll per staff member per
-``delay_s``, however many bookings arrived meanwhile) and go through the one rate
-budget at the fill priority. ``settle(staff_id, start, end)`` runs one now over the
-range a read is about to serve with provisional events (at most every 30 s).
+is asked, they are provisional. ``Repoller.request(staff_id, start, end)`` asks for a
+re-poll of that staff member's calendar over the booking's span (not the whole window:
+a burst of webhooks must not turn into a burst of full polls); requests are debounced
+(one poll per staff member per ``delay_s``, over the union of the spans asked
+meanwhile) and go through the one rate budget at the fill priority.
+``settle(staff_id, start, end)`` runs one now over the range a read is about to serve
+with provisional events (at most every 30 s).
 
 Errors are logged and left: the regular poll comes anyway.
 """
@@ -19,12 +21,13 @@ import datetime as dt
 import logging
 import math
 import time
+from typing import Any
 
 from mirror.booxi_errors import BooxiError
 from mirror.client import BooxiClient
 from mirror.poller import Window, poll_staff_calendar
 from storage.errors import MalformedError
-from storage.times import utcnow
+from storage.times import parse_instant, utcnow
 from storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,20 @@ log = logging.getLogger(__name__)
 SETTLE_INTERVAL_S = 30.0  # a read re-polls at most this often per staff member...
 SETTLE_RETRY_S = 5.0  # ...or this often after a failure
 SETTLE_WAIT_S = 3.0  # and waits at most this long for it
+MARGIN = dt.timedelta(minutes=1)
+
+
+def booking_span(booking: dict[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:
+    """When a booking takes place (``totalClientTimespan``, else ``startsOn``), or None
+    when Booxi's object does not say in a readable way."""
+    span = booking.get("totalClientTimespan")
+    span = span if isinstance(span, dict) else {}
+    try:
+        start = parse_instant(str(span.get("start") or booking.get("startsOn")))
+        end = parse_instant(span["end"]) if span.get("end") else start
+    except (ValueError, TypeError):
+        return None
+    return start, max(start, end)
 
 
 class Repoller:
@@ -50,11 +67,22 @@ class Repoller:
         self._pending: dict[int, asyncio.Task[bool]] = {}
         self._running: dict[int, asyncio.Task[bool]] = {}
         self._settled_at: dict[int, float] = {}
+        self._ranges: dict[int, tuple[dt.datetime, dt.datetime]] = {}
         self.polls = 0
 
-    def request(self, staff_id: int) -> None:
-        """A re-poll of ``staff_id`` within ``delay_s`` (nothing new if one is waiting)."""
+    def request(self, staff_id: int, start: dt.datetime, end: dt.datetime) -> None:
+        """A re-poll of ``staff_id`` over ``[start, end]`` (a booking's span) within
+        ``delay_s``; requests meanwhile widen the range of the one waiting."""
         self._settled_at.pop(staff_id, None)  # something new: a read may settle again
+        held = self._ranges.get(staff_id)
+        self._ranges[staff_id] = (
+            (start, end)
+            if held is None
+            else (
+                min(held[0], start),
+                max(held[1], end),
+            )
+        )
         if staff_id in self._pending:
             return
         self._pending[staff_id] = asyncio.create_task(self._later(staff_id))
@@ -109,7 +137,12 @@ class Repoller:
         if self._pending.get(staff_id) is asyncio.current_task():
             del self._pending[staff_id]
         await self._finished(staff_id)  # one that started before the request may miss it
-        return await self._start(staff_id, Window.around(utcnow(), self._horizon_days))
+        start, end = self._ranges.pop(staff_id)
+        earliest = Window.around(utcnow(), 0).start
+        start, end = max(start - MARGIN, earliest), end + MARGIN
+        if end <= start:  # further back than Booxi's calendar serves
+            return False
+        return await self._start(staff_id, Window(start, end))
 
     async def _finished(self, staff_id: int) -> None:
         running = self._running.get(staff_id)

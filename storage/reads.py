@@ -229,6 +229,14 @@ def client_known(conn: sqlite3.Connection, client_id: int) -> bool:
     )
 
 
+def has_provisional_events(conn: sqlite3.Connection, booking_id: str) -> bool:
+    """Whether some calendar event of the booking carries an id the mirror derived."""
+    row = conn.execute(
+        "SELECT 1 FROM calendar_event WHERE booking_id = ? AND id < 0 LIMIT 1", (booking_id,)
+    ).fetchone()
+    return row is not None
+
+
 def booking_with_group_events(
     conn: sqlite3.Connection, booking_id: str
 ) -> tuple[Raw, int, int | None, list[Raw]] | None:
