@@ -30,6 +30,7 @@ CONFLICTS = (
     "TimeSlotConflict",
     "PaymentConflict",
     "ModuleConflict",
+    "ClientHasFutureBookings",
 )
 PATH_PARAMS: dict[str, Json] = {
     "bookingId": {"type": "string", "maxLength": 64, "examples": ["A10021380"]},
@@ -377,8 +378,8 @@ OPERATIONS: dict[str, Op] = {
 }
 
 _BOOXI_ERRORS = {
-    "read": ("400", "401", "403", "404", "502", "503"),
-    "write": ("400", "401", "403", "404", "409", "413", "503"),
+    "read": ("400", "401", "403", "404", "429", "502", "503"),
+    "write": ("400", "401", "403", "404", "409", "413", "429", "502", "503"),
     "live": ("400", "401", "403", "404", "503"),
 }
 _ERROR_TEXT = {
@@ -388,7 +389,11 @@ _ERROR_TEXT = {
     "404": "Not found, or not in the key's stores.",
     "409": "Booxi refused: a conflict (`error` names it).",
     "413": "The body is too large.",
-    "502": "Booxi refused a first-demand fill (its message quoted) or answered unreadably.",
+    "429": "The key's budget of first-demand fills (`[api] fills_per_minute`, `fill_burst`) "
+    "is spent: the object is not held and fetching it from Booxi would exceed it; "
+    "`Retry-After` says when to try again.",
+    "502": "Booxi refused a first-demand fill (its message quoted) or answered unreadably; "
+    "on a write, the fill that checks a store-bound key's objects (`api.write_scope`).",
     "503": "Booxi is unreachable, too slow or limiting the mirror (fair use), and the mirror "
     "cannot answer alone; `Retry-After` says when to try again.",
 }
@@ -477,7 +482,7 @@ def _booxi_error(code: str) -> Json:
         "description": _ERROR_TEXT[code],
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BooxiError"}}},
     }
-    if code == "503":
+    if code in ("429", "503"):
         response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
     return response
 
@@ -538,7 +543,12 @@ _COMPONENTS: Json = {
             "properties": {
                 "message": {"type": "string"},
                 "code": {"type": "integer", "description": "The HTTP status."},
-                "error": {"type": "string", "enum": list(CONFLICTS)},
+                "error": {
+                    "type": "string",
+                    "description": "On a 409, Booxi's name for the conflict, passed on as "
+                    "Booxi sent it (not a closed list).",
+                    "examples": list(CONFLICTS),
+                },
             },
         },
         "MirrorError": {

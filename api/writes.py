@@ -66,7 +66,7 @@ from api.auth import principal
 from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
 from api.idempotency import Claim, claim_for
 from api.keys import BOOXI, ENGINE, NO_RETENTION, WRITER
-from api.query import path_id
+from api.query import Query, path_id
 from api.webhooks import request_repoll
 from api.written import Job
 from mirror import answers
@@ -177,6 +177,11 @@ async def put_module_link(request: web.Request) -> web.StreamResponse:
 
 async def service_availability(request: web.Request) -> web.StreamResponse:
     service_id = _int_id(request, "serviceId")
+    query = Query(request.query)
+    if not query.has_cursor():  # checked here: Booxi's 400 would cost its quota double
+        for name in ("from", "to"):
+            query.required_instant(name)
+        query.integer("staffId")
     table = reference.SERVICE
     check = functools.partial(_check_stored, request, table, table.c.id, service_id, "Service")
     path = f"/service/{service_id}/availability"
@@ -296,6 +301,15 @@ async def _forward(
 
 
 def _response(status: int, headers: dict[str, str], body: bytes) -> web.Response:
+    """Booxi's answer as it came, but for a 5xx: that is a 503 in Booxi's error shape (the
+    mirror never answers 500; a write's outcome is then unknown, and the message says so)."""
+    if status >= 500:
+        return BooxiShapedError(
+            503,
+            f"Booxi failed (it answered {status}): the request may or may not have taken "
+            "effect; read the object back before trying again",
+            headers={"Retry-After": "30"},
+        ).response()
     passed = {name: value for name in PASSED_HEADERS if (value := _header(headers, name))}
     return web.Response(status=status, body=body, headers=passed)
 

@@ -19,7 +19,7 @@ from simulator.body import Fields, read_json_object
 from simulator.errors import bad_request, not_found
 from simulator.keys import DIALECTS, SETTINGS, WORLD
 from simulator.paging import decode_cursor, encode_cursor, keyset_page
-from simulator.params import Query
+from simulator.params import Query, path_id
 from simulator.timeutil import fmt, parse_rfc3339
 from simulator.world import Json, World
 
@@ -61,12 +61,10 @@ def _check_span(start: dt.datetime, end: dt.datetime) -> None:
 
 async def service_availability(request: web.Request) -> web.Response:
     world = request.app[WORLD]
-    raw = request.match_info["serviceId"]
-    if not raw.isdigit() or len(raw) > 15:
-        raise bad_request(f"serviceId must be an integer, got {raw!r}")
-    service = world.services.get(int(raw))
+    service_id = path_id("serviceId", request.match_info["serviceId"])
+    service = world.services.get(service_id)
     if service is None:
-        raise not_found("Service", raw)
+        raise not_found("Service", service_id)
     query = Query(request.query)
     after: list[object] | None = None
     if query.has_cursor():

@@ -15,7 +15,7 @@ from simulator.body import read_json_object
 from simulator.dialects import WRITE_BARE
 from simulator.errors import bad_request, not_found
 from simulator.keys import DIALECTS, WORLD
-from simulator.params import Query
+from simulator.params import Query, path_id
 from simulator.world import Json, World
 
 MAX_MODULE_ID = 100
@@ -91,10 +91,7 @@ def _client_body(world: World, client_id: int) -> Json:
 
 
 def _client_id(request: web.Request) -> int:
-    raw = request.match_info["clientId"]
-    if not raw.isdigit() or len(raw) > 15:
-        raise bad_request(f"clientId must be an integer, got {raw!r}")
-    return int(raw)
+    return path_id("clientId", request.match_info["clientId"])
 
 
 def _client(world: World, request: web.Request) -> Json:

@@ -34,15 +34,12 @@ from simulator.errors import bad_request, not_found
 from simulator.keys import DIALECTS, SETTINGS, WORLD
 from simulator.links import linked_ids
 from simulator.paging import decode_cursor, encode_cursor, keyset_page, offset_page
-from simulator.params import Query
+from simulator.params import Query, path_id
 from simulator.world import Json, World
 
 
 def _path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 15:
-        raise bad_request(f"{name} must be an integer, got {raw!r}")
-    return int(raw)
+    return path_id(name, request.match_info[name])
 
 
 def _one(table: Callable[[World], dict[int, Json]], what: str, name: str, kind: str) -> Handler:

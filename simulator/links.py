@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 from simulator.answers import answer
 from simulator.errors import bad_request, not_found
 from simulator.keys import WORLD
+from simulator.params import path_id
 from simulator.world import Json, World
 
 MAX_MODULE_ID = 100
@@ -25,19 +26,17 @@ Links = Callable[[World], dict[tuple[int, str], Json]]
 
 def _link(table: Table, links: Links, what: str, id_name: str, key: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        raw = request.match_info[id_name]
-        if not raw.isdigit() or len(raw) > 15:
-            raise bad_request(f"{id_name} must be an integer, got {raw!r}")
+        ident = path_id(id_name, request.match_info[id_name])
         module_id = request.match_info["moduleId"]
         if not module_id or len(module_id) > MAX_MODULE_ID:
             raise bad_request("moduleId must be 1 to 100 characters")
         world = request.app[WORLD]
-        found = table(world).get(int(raw))
+        found = table(world).get(ident)
         if found is None:
-            raise not_found(what, raw)
+            raise not_found(what, ident)
         link = links(world).get((found["id"], module_id))
         if link is None:
-            raise not_found("Module link", f"{raw}/{module_id}")
+            raise not_found("Module link", f"{ident}/{module_id}")
         return answer(request, {"link": link, key: found})
 
     return handler

@@ -7,6 +7,7 @@ do), except next to a ``cursor``, which must come alone.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 
 from multidict import MultiMapping
@@ -111,3 +112,15 @@ def _check_enum(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise bad_request(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+_PATH_ID = re.compile(r"[0-9]{1,16}")
+MAX_ID = 2**53
+
+
+def path_id(name: str, raw: str) -> int:
+    """An integer id from a path segment: ASCII digits, 1 to 2^53 - 1 (400 otherwise;
+    ``str.isdigit`` would let "²" through to ``int``)."""
+    if not _PATH_ID.fullmatch(raw) or not 0 < int(raw) < MAX_ID:
+        raise bad_request(f"{name} must be an integer, got {raw!r}")
+    return int(raw)

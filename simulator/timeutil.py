@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -21,7 +23,13 @@ def parse_rfc3339(value: str) -> dt.datetime:
         head, _, rest = text.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"out of range: {value!r}") from None
+    if not EARLIEST <= moment < LATEST:  # **choice**: Booxi's range is not public
+        raise ValueError(f"out of range (1970 to 2199): {value!r}")
+    return moment
 
 
 def fmt(moment: dt.datetime) -> str:
