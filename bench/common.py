@@ -54,6 +54,17 @@ def rss_mb(pid: int) -> float:
     raise SystemExit(f"no VmRSS for process {pid}")
 
 
+def anon_rss_mb(pid: int) -> float:
+    """The anonymous part of the resident set (``RssAnon``): the process's own memory,
+    without the database file's pages that the reader maps (``mmap_size``), which count
+    in ``VmRSS`` as reads touch them and which the kernel can drop at any time."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    raise SystemExit(f"no RssAnon for process {pid}")
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return float("nan")

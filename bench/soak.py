@@ -45,6 +45,7 @@ import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from bench.common import (
+    anon_rss_mb,
     clean_env,
     free_port,
     percentile,
@@ -246,8 +247,9 @@ async def timed(
 
 async def soak(
     base: str, sim: str, data: Data, seconds: float, concurrency: int, rate: float, pid: int
-) -> tuple[Stats, list[tuple[float, float]], float, int]:
-    """The mixed load; its stats, the RSS samples ``(seconds, MB)``, the elapsed time and
+) -> tuple[Stats, list[tuple[float, float]], list[tuple[float, float]], float, int]:
+    """The mixed load; its stats, the RSS samples ``(seconds, MB)`` (whole and anonymous),
+    the elapsed time and
     how many webhook sends had to wait for a free slot (the server falling behind)."""
     stats = Stats()
     stop = asyncio.Event()
@@ -257,6 +259,7 @@ async def soak(
     signer = Webhook(SIGNING)
     headers = {"Authorization": f"Bearer {API_KEY}"}
     samples: list[tuple[float, float]] = []
+    anon: list[tuple[float, float]] = []
     waited = 0
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -321,6 +324,7 @@ async def soak(
     async def sample_rss() -> None:
         while not stop.is_set():
             samples.append((loop.time() - started, rss_mb(pid)))
+            anon.append((loop.time() - started, anon_rss_mb(pid)))
             await asyncio.sleep(1)
 
     async def progress() -> None:
@@ -353,7 +357,7 @@ async def soak(
         stop.set()
         elapsed = loop.time() - started
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    return stats, samples, elapsed, waited
+    return stats, samples, anon, elapsed, waited
 
 
 @dataclasses.dataclass
@@ -487,7 +491,7 @@ async def run(seconds: float, concurrency: int, rate: float, half_open: int, idl
                 f"{len(data.clients)} clients; logs in {folder}",
                 flush=True,
             )
-            stats, samples, elapsed, waited = await soak(
+            stats, samples, anon, elapsed, waited = await soak(
                 base, sim_base, data, seconds, concurrency, rate, serve.pid
             )
             polls, other_calls, upstream_bad = await upstream_calls(control, sim_base)
@@ -541,6 +545,7 @@ async def run(seconds: float, concurrency: int, rate: float, half_open: int, idl
     ws = len(hooks) / elapsed
     slope_from = seconds / 4
     slope = slope_per_minute([(t, v) for t, v in samples if t >= slope_from])
+    anon_slope = slope_per_minute([(t, v) for t, v in anon if t >= slope_from])
     rss = [v for _, v in samples]
     print()
     rows = [
@@ -568,6 +573,18 @@ async def run(seconds: float, concurrency: int, rate: float, half_open: int, idl
         (
             f"RSS slope, last {seconds - slope_from:.0f} s",
             f"{slope:+.2f} MB/min",
+            "",
+            f"flat (|slope| < {FLAT_MB_PER_MIN:.0f})",
+        ),
+        (
+            "  of which anonymous (RssAnon) start/end",
+            f"{anon[0][1]:.1f} / {anon[-1][1]:.1f} MB",
+            "",
+            "",
+        ),
+        (
+            "  anonymous slope (without the mapped database file)",
+            f"{anon_slope:+.2f} MB/min",
             "",
             f"flat (|slope| < {FLAT_MB_PER_MIN:.0f})",
         ),

@@ -38,7 +38,7 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 # In CI: a few deterministic examples, a few seconds. A longer, random run (e.g. from a
 # bench script): MIRROR_FUZZ_EXAMPLES=2000 MIRROR_FUZZ_RANDOM=1
 SETTINGS = settings(
-    max_examples=int(os.environ.get("MIRROR_FUZZ_EXAMPLES", "100")),
+    max_examples=int(os.environ.get("MIRROR_FUZZ_EXAMPLES", "50")),
     deadline=None,
     derandomize=os.environ.get("MIRROR_FUZZ_RANDOM") != "1",
     database=None,
