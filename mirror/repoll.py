@@ -68,11 +68,15 @@ class Repoller:
         self._running: dict[int, asyncio.Task[bool]] = {}
         self._settled_at: dict[int, float] = {}
         self._ranges: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._closed = False
         self.polls = 0
 
     def request(self, staff_id: int, start: dt.datetime, end: dt.datetime) -> None:
         """A re-poll of ``staff_id`` over ``[start, end]`` (a booking's span) within
         ``delay_s``; requests meanwhile widen the range of the one waiting."""
+        if self._closed:
+            return
         self._settled_at.pop(staff_id, None)  # something new: a read may settle again
         held = self._ranges.get(staff_id)
         self._ranges[staff_id] = (
@@ -85,7 +89,7 @@ class Repoller:
         )
         if staff_id in self._pending:
             return
-        self._pending[staff_id] = asyncio.create_task(self._later(staff_id))
+        self._pending[staff_id] = self._track(asyncio.create_task(self._later(staff_id)))
 
     async def settle(self, staff_id: int, start: dt.datetime, end: dt.datetime) -> bool:
         """Re-poll ``staff_id`` over ``[start, end]`` (as far back as Booxi serves) now,
@@ -98,7 +102,7 @@ class Repoller:
         ``SETTLE_WAIT_S``; the poll goes on without it.
         """
         moment = time.monotonic()
-        if moment < self._settled_at.get(staff_id, -math.inf):
+        if self._closed or moment < self._settled_at.get(staff_id, -math.inf):
             return False
         self._settled_at[staff_id] = moment + SETTLE_INTERVAL_S
         earliest = Window.around(utcnow(), 0).start
@@ -124,7 +128,9 @@ class Repoller:
             await asyncio.wait(tasks)
 
     async def close(self) -> None:
-        tasks = [*self._pending.values(), *self._running.values()]
+        """Cancel every re-poll, waiting or running; none starts afterwards."""
+        self._closed = True
+        tasks = list(self._tasks)
         self._pending.clear()
         for task in tasks:
             task.cancel()
@@ -132,12 +138,20 @@ class Repoller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _track(self, task: asyncio.Task[bool]) -> asyncio.Task[bool]:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def _later(self, staff_id: int) -> bool:
         await asyncio.sleep(self._delay_s)
         if self._pending.get(staff_id) is asyncio.current_task():
             del self._pending[staff_id]
         await self._finished(staff_id)  # one that started before the request may miss it
-        start, end = self._ranges.pop(staff_id)
+        asked = self._ranges.pop(staff_id, None)
+        if asked is None or self._closed:  # a poll that ran meanwhile took the range
+            return False
+        start, end = asked
         earliest = Window.around(utcnow(), 0).start
         start, end = max(start - MARGIN, earliest), end + MARGIN
         if end <= start:  # further back than Booxi's calendar serves
@@ -150,7 +164,7 @@ class Repoller:
             await asyncio.wait([running])
 
     def _start(self, staff_id: int, window: Window) -> asyncio.Task[bool]:
-        task = asyncio.create_task(self._poll(staff_id, window))
+        task = self._track(asyncio.create_task(self._poll(staff_id, window)))
         self._running[staff_id] = task
         task.add_done_callback(lambda _: self._forget(staff_id, task))
         return task
