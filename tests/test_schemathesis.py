@@ -34,6 +34,7 @@ from schemathesis.checks import (
 )
 
 from api import openapi
+from api.access_log import AccessLogger
 from api.routes import ROUTES
 from tests.conftest import API_KEY, MERCHANT_KEY, PARTNER_KEY, WEBHOOK_SECRET
 
@@ -137,7 +138,7 @@ async def _serve(running: Running, db: Path) -> None:
         )
         app = create_app(config, engine=engine, writer=writer, reader=reader, booxi=booxi)
         mirror = TestServer(app, host="127.0.0.1")
-        await mirror.start_server()
+        await mirror.start_server(access_log_class=AccessLogger)  # as serve: no queries
         world = sim.app[WORLD]
         running.ids = {
             "merchantId": next(iter(world.merchants)),
