@@ -54,19 +54,18 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import Column, Table, select
 from sqlalchemy.engine import Connection
 
+from api import write_checks as checks
 from api import write_scope, written
 from api.auth import principal
-from api.booxi_shape import BooxiShapedError, bad_request, not_found, unavailable
+from api.booxi_shape import BooxiShapedError, bad_request, unavailable
 from api.idempotency import Claim, claim_for
-from api.keys import BOOXI, ENGINE, NO_RETENTION, WRITER
-from api.query import Query, path_id
+from api.keys import BOOXI, NO_RETENTION, WRITER
+from api.query import Query
 from api.webhooks import request_repoll
 from api.written import Job
 from mirror import answers
@@ -77,13 +76,9 @@ from mirror.client import BooxiClient
 from mirror.vocabulary import (
     MAX_BOOKING_ID,
     MAX_MODULE_ID,
-    check_booking_id,
-    check_module_id,
 )
-from mirror.webhooks import MAX_DEPTH, too_deep
 from storage import bookings, reference
 from storage.errors import MalformedError
-from storage.rows import Json
 from storage.times import utcnow
 
 log = logging.getLogger(__name__)
@@ -105,13 +100,15 @@ RETENTION_HEADER = "Booxi-Mirror-Retention"
 async def create_booking(request: web.Request) -> web.StreamResponse:
     """``Booxi-Mirror-Retention: none`` (or a key with ``retain_pii = false``): the booking
     goes to Booxi with the client's data, but the mirror keeps none of it."""
-    body, data = await _json_body(request)
+    body, data = await checks.json_body(request)
     retention = request.headers.get(RETENTION_HEADER, "full").strip().lower()
     if retention not in ("none", "full"):
         raise bad_request(f"{RETENTION_HEADER} must be none or full")
-    merchant = functools.partial(_check_body_store, request, _body_merchant(data))
+    merchant = functools.partial(checks.check_body_store, request, checks.body_merchant(data))
     retain = retention != "none" and principal(request).retain_pii
-    check = _all(merchant, _named_check(request, write_scope.booking_names, data, retain=retain))
+    check = checks.all_of(
+        merchant, checks.named_check(request, write_scope.booking_names, data, retain=retain)
+    )
     save: Saver = written.booking_job
     if not retain:
         request.app[NO_RETENTION].add(data.get("client"))
@@ -120,45 +117,45 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
 
 
 async def update_booking(request: web.Request) -> web.StreamResponse:
-    booking_id = _text_id(request, "bookingId", MAX_BOOKING_ID)
-    body, data = await _json_body(request)
+    booking_id = checks.text_id(request, "bookingId", MAX_BOOKING_ID)
+    body, data = await checks.json_body(request)
     table = bookings.BOOKING
     stored = functools.partial(
-        _check_stored, request, table, table.c.booking_id, booking_id, "Booking"
+        checks.check_stored, request, table, table.c.booking_id, booking_id, "Booking"
     )
-    check = _all(stored, _named_check(request, write_scope.booking_names, data))
+    check = checks.all_of(stored, checks.named_check(request, write_scope.booking_names, data))
     path = f"/booking/{quote(booking_id, safe='')}"
     return await _write(request, "booking-update", path, body, check, written.booking_job)
 
 
 async def create_client(request: web.Request) -> web.StreamResponse:
-    body, data = await _json_body(request)
-    merchant = functools.partial(_check_body_store, request, _body_merchant(data))
-    check = _all(merchant, _named_check(request, write_scope.client_names, data))
+    body, data = await checks.json_body(request)
+    merchant = functools.partial(checks.check_body_store, request, checks.body_merchant(data))
+    check = checks.all_of(merchant, checks.named_check(request, write_scope.client_names, data))
     return await _write(request, "client-create", "/client", body, check, written.client_job)
 
 
 async def update_client(request: web.Request) -> web.StreamResponse:
-    client_id = _int_id(request, "clientId")
-    body, data = await _json_body(request)
+    client_id = checks.int_id(request, "clientId")
+    body, data = await checks.json_body(request)
     path = f"/client/{client_id}"
-    check = _all(
-        _client_check(request, client_id),
-        _named_check(request, write_scope.client_names, data),
+    check = checks.all_of(
+        checks.client_check(request, client_id),
+        checks.named_check(request, write_scope.client_names, data),
     )
     return await _write(request, "client-update", path, body, check, written.client_job)
 
 
 async def delete_client(request: web.Request) -> web.StreamResponse:
     """A client deleted through the mirror is erased from it at once (see mirror.privacy)."""
-    client_id = _int_id(request, "clientId")
+    client_id = checks.int_id(request, "clientId")
     save = functools.partial(written.deleted_client_job, client_id)
     response = await _write(
         request,
         "client-delete",
         f"/client/{client_id}",
         None,
-        _client_check(request, client_id),
+        checks.client_check(request, client_id),
         save,
     )
     if 200 <= response.status <= 299:
@@ -167,23 +164,25 @@ async def delete_client(request: web.Request) -> web.StreamResponse:
 
 
 async def put_module_link(request: web.Request) -> web.StreamResponse:
-    client_id = _int_id(request, "clientId")
-    module_id = _text_id(request, "moduleId", MAX_MODULE_ID)
-    body, _ = await _json_body(request)
+    client_id = checks.int_id(request, "clientId")
+    module_id = checks.text_id(request, "moduleId", MAX_MODULE_ID)
+    body, _ = await checks.json_body(request)
     path = f"/client/{client_id}/moduleLink/{quote(module_id, safe='')}"
-    check = _client_check(request, client_id)
+    check = checks.client_check(request, client_id)
     return await _write(request, "client-module-link-update", path, body, check, written.link_job)
 
 
 async def service_availability(request: web.Request) -> web.StreamResponse:
-    service_id = _int_id(request, "serviceId")
+    service_id = checks.int_id(request, "serviceId")
     query = Query(request.query)
     if not query.has_cursor():  # checked here: Booxi's 400 would cost its quota double
         for name in ("from", "to"):
             query.required_instant(name)
         query.integer("staffId")
     table = reference.SERVICE
-    check = functools.partial(_check_stored, request, table, table.c.id, service_id, "Service")
+    check = functools.partial(
+        checks.check_stored, request, table, table.c.id, service_id, "Service"
+    )
     path = f"/service/{service_id}/availability"
     return await _pass_through(request, "service-availability", path, None, check)
 
@@ -197,15 +196,17 @@ async def service_customizations(request: web.Request) -> web.StreamResponse:
         raise bad_request("serviceId is required: one positive integer")
     service_id = int(raw[0])
     table = reference.SERVICE
-    check = functools.partial(_check_stored, request, table, table.c.id, service_id, "Service")
+    check = functools.partial(
+        checks.check_stored, request, table, table.c.id, service_id, "Service"
+    )
     return await _pass_through(
         request, "book-now-customizations", "/serviceCustomization", None, check
     )
 
 
 async def search_availability(request: web.Request) -> web.StreamResponse:
-    body, data = await _json_body(request)
-    check = functools.partial(_check_body_store, request, _body_merchant(data))
+    body, data = await checks.json_body(request)
+    check = functools.partial(checks.check_body_store, request, checks.body_merchant(data))
     return await _pass_through(request, "availability-search", "/availability/search", body, check)
 
 
@@ -408,109 +409,6 @@ async def _finish(
         except Exception:  # the key stays claimed: a repeat gets 409, never a second write
             log.exception("write.idempotency_store_failed", extra={"route": route})
     return False
-
-
-# ---- checks before forwarding -----------------------------------------------------
-
-
-async def _json_body(request: web.Request) -> tuple[bytes, Json]:
-    raw = await request.read()
-    if not raw.strip():
-        raise bad_request("request body is empty: send a JSON object")
-    if too_deep(raw):
-        raise bad_request(f"request body nests deeper than {MAX_DEPTH} levels")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise bad_request("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise bad_request("request body must be a JSON object")
-    return raw, data
-
-
-def _body_merchant(data: Json) -> int:
-    merchant_id = data.get("merchantId")
-    if (
-        isinstance(merchant_id, bool)
-        or not isinstance(merchant_id, int)
-        or not 0 < merchant_id < MAX_ID
-    ):
-        raise bad_request("merchantId is required and must be a positive integer")
-    return merchant_id
-
-
-def _int_id(request: web.Request, name: str) -> int:
-    return path_id(request, name)
-
-
-def _text_id(request: web.Request, name: str, max_length: int) -> str:
-    check = check_booking_id if max_length == MAX_BOOKING_ID else check_module_id
-    try:
-        return check(name, request.match_info[name])
-    except ValueError as error:
-        raise bad_request(str(error)) from None
-
-
-def _all(*checks: Check) -> Check:
-    """The checks, in order: the first refusal stops the rest (and their look-ups)."""
-
-    async def check() -> None:
-        for one in checks:
-            await one()
-
-    return check
-
-
-def _named_check(
-    request: web.Request,
-    names_of: Callable[[Json], list[write_scope.Named]],
-    data: Json,
-    *,
-    retain: bool = True,
-) -> Check:
-    """The store check of what the body names (``api.write_scope``), for a store-bound
-    key; a malformed id in the body is refused (400) here, before the request is
-    claimed or anything is looked up."""
-    if principal(request).merchant_ids is None:
-        return _nothing
-    names = names_of(data)
-    return functools.partial(write_scope.check_names, request, names, retain=retain)
-
-
-async def _nothing() -> None:
-    return None
-
-
-async def _check_body_store(request: web.Request, merchant_id: int) -> None:
-    if not principal(request).sees(merchant_id):
-        raise BooxiShapedError(403, f"this API key may not act for merchant {merchant_id}")
-
-
-def _client_check(request: web.Request, client_id: int) -> Check:
-    table = reference.CLIENT
-    return functools.partial(_check_stored, request, table, table.c.id, client_id, "Client")
-
-
-async def _check_stored(
-    request: web.Request, table: Table, column: Column[Any], ident: object, what: str
-) -> None:
-    """404 unless the key sees the store of the stored object; a key that sees every
-    store passes without a lookup (Booxi decides about objects the mirror lacks)."""
-    caller = principal(request)
-    if caller.merchant_ids is None:
-        return
-    async with request.app[ENGINE].connect() as conn:
-        found = await conn.run_sync(_merchant_of, table, column, ident)
-    if found is None or not caller.sees(found[0]):
-        raise not_found(what, ident)
-
-
-def _merchant_of(
-    conn: Connection, table: Table, column: Column[Any], ident: object
-) -> tuple[int | None] | None:
-    """``(merchant id,)`` of the stored object, or None when the mirror does not hold it."""
-    row = conn.execute(select(table.c.merchant_id).where(column == ident)).first()
-    return None if row is None else (row[0],)
 
 
 # ---- logs -------------------------------------------------------------------------
