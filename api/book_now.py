@@ -40,7 +40,7 @@ from aiohttp import web
 
 from api import upstream
 from api.auth import principal
-from api.booxi_shape import BooxiShapedError, bad_request, not_found
+from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
 from api.keys import CONFIG, READER, WRITER
 from api.query import Query
@@ -55,19 +55,6 @@ from storage.times import utcnow
 MAX_LIMIT = 100
 Check = Callable[[], Awaitable[bool]]
 Fetch = Callable[[BooxiClient], Awaitable[None]]
-
-
-async def refresh(
-    request: web.Request, scope: str, fresh: Check, held: Check, fetch: Fetch, *, what: str
-) -> tuple[bool, bool]:
-    """``upstream.fill`` that falls back on what the mirror holds: (filled, failing).
-    ``failing``: Booxi could not be reached (503) and ``held()`` data is served."""
-    try:
-        return await upstream.fill(request, scope, fresh, fetch, what=what), False
-    except BooxiShapedError as refused:
-        if refused.status != 503 or not await held():
-            raise
-        return False, True
 
 
 async def covered_at(request: web.Request, scope: str) -> dt.datetime | None:
@@ -114,7 +101,7 @@ async def store_data(request: web.Request, merchant_id: int) -> Freshness:
         await fills.fill_store(booxi, request.app[WRITER], merchant_id)
 
     what = f"Merchant {merchant_id}"
-    filled, failing = await refresh(request, scope, fresh, held, fetch, what=what)
+    filled, failing = await upstream.fill_or_held(request, scope, fresh, held, fetch, what=what)
     fetched = await covered_at(request, scope)
     if polled:
         state = await reader.run(reads.scope_sync, REFERENCE_SCOPE)
@@ -153,7 +140,7 @@ async def relation(
         else:
             await fills.fill_services_of(booxi, writer, merchant_id, ident)
 
-    filled, failing = await refresh(request, scope, fresh, held, fetch, what=what)
+    filled, failing = await upstream.fill_or_held(request, scope, fresh, held, fetch, what=what)
     return Freshness(await covered_at(request, scope), failing, filled)
 
 

@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 
 from api import upstream
 from api.auth import principal
-from api.book_now import covered_at, refresh, young
+from api.book_now import covered_at, young
 from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
 from api.keys import CONFIG, READER, WRITER
@@ -136,7 +136,7 @@ async def _lookup(request: web.Request, entity: str, module_id: str, external_id
         await fills.fill_linked(booxi, request.app[WRITER], entity, module_id, external_id)
 
     what = f"the {entity} linked to that external id"
-    filled, failing = await refresh(request, scope, fresh, held, fetch, what=what)
+    filled, failing = await upstream.fill_or_held(request, scope, fresh, held, fetch, what=what)
     return Freshness(await covered_at(request, scope), failing, filled)
 
 

@@ -198,3 +198,23 @@ def _message(error: BooxiError) -> str:
     if isinstance(message, str) and message:
         return message[:200]
     return f"status {error.status}"
+
+
+async def fill_or_held(
+    request: web.Request,
+    scope: str,
+    covered: Callable[[], Awaitable[bool]],
+    held: Callable[[], Awaitable[bool]],
+    fetch: Callable[[BooxiClient], Awaitable[object]],
+    *,
+    what: str,
+) -> tuple[bool, bool]:
+    """``fill`` for data the mirror may serve out of date: ``(filled, failing)``, where
+    ``failing`` says Booxi could not answer (what ``fill`` maps to 503) and what ``held()``
+    says the mirror has is served instead, marked by the caller."""
+    try:
+        return await fill(request, scope, covered, fetch, what=what), False
+    except BooxiShapedError as refusal:
+        if refusal.status != 503 or not await held():
+            raise
+        return False, True

@@ -51,7 +51,6 @@ import datetime as dt
 import functools
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
@@ -84,8 +83,6 @@ from storage.times import utcnow
 log = logging.getLogger(__name__)
 
 PASSED_HEADERS = ("Content-Type", "Retry-After")
-MAX_ID = 2**53
-_INTEGER = re.compile(r"[0-9]{1,16}")
 
 Saver = Callable[[bytes, dt.datetime], Job]
 Check = Callable[[], Awaitable[None]]
@@ -191,10 +188,9 @@ async def service_customizations(request: web.Request) -> web.StreamResponse:
     """``GET /serviceCustomization?serviceId=...[&staffId=...]``: live pass-through (what
     each staff member charges and takes for a service; its shape is not public, so the
     mirror keeps nothing of it). The service must be one the key's stores offer."""
-    raw = request.query.getall("serviceId", [])
-    if len(raw) != 1 or not _INTEGER.fullmatch(raw[0]) or not 0 < int(raw[0]) < MAX_ID:
-        raise bad_request("serviceId is required: one positive integer")
-    service_id = int(raw[0])
+    query = Query(request.query)
+    service_id = query.integer("serviceId", required=True) or 0
+    query.integer("staffId")
     table = reference.SERVICE
     check = functools.partial(
         checks.check_stored, request, table, table.c.id, service_id, "Service"
@@ -346,7 +342,8 @@ async def _read_back(
     except (ValueError, UnicodeDecodeError):
         parsed = None
     booking_id = request.match_info.get("bookingId") or answers.booking_id_of(parsed)
-    client_id = _path_int(request, "clientId") or _client_id_of(parsed)
+    path_client = request.match_info.get("clientId")  # checked before it was forwarded
+    client_id = int(path_client) if path_client else _client_id_of(parsed)
     try:
         if route.startswith("booking-") and booking_id:
             got = await booxi.get_booking(booking_id, priority=Priority.WRITE)
@@ -367,11 +364,6 @@ async def _read_back(
         return written.forget_client_job(client_id) if client_id else None
     log.info("write.read_back", extra={"route": route, "ids": dict(request.match_info)})
     return job
-
-
-def _path_int(request: web.Request, name: str) -> int | None:
-    raw = request.match_info.get(name)
-    return int(raw) if raw is not None and _INTEGER.fullmatch(raw) else None
 
 
 def _client_id_of(parsed: object) -> int | None:

@@ -8,7 +8,8 @@ variant (``simulator.dialects``); the mirror reads them all through these functi
   [...]}`` or as the bare booking object (it has a ``bookingId``);
 - a client answer as ``{"client": {...}, "clientLinks": [...]}`` or the bare client
   (it has an ``id``); a module link answer as ``{"link", "client"}`` or the bare link;
-- a list that is absent or ``null`` is empty; ``staff`` as one object or a list;
+- a list that is absent or ``null`` is empty; ``staff`` as one object or a list (a
+  last page's cursor, ``null``, ``""`` or absent, is read by ``mirror.booxi_http``);
 - fields the mirror does not know are kept: the objects returned are Booxi's own
   dictionaries, stored verbatim.
 
@@ -88,14 +89,6 @@ def link_of(answer: object) -> tuple[Json | None, Json | None]:
     if _is_link(answer):
         return answer, None
     return None, None
-
-
-def cursor_of(page: object) -> str | None:
-    """The next page's cursor: absent, ``null`` and ``""`` all end the listing."""
-    if not isinstance(page, dict):
-        return None
-    cursor = page.get("cursor")
-    return cursor if isinstance(cursor, str) and cursor else None
 
 
 def _has_id(obj: Json) -> bool:
