@@ -79,9 +79,24 @@ async def _livez(url: str) -> int:
         return response.status
 
 
+_OPENED: list[Conn] = []  # every test's sockets, closed after it whatever happened
+
+
+@pytest.fixture(autouse=True)
+async def _close_opened() -> AsyncIterator[None]:
+    yield
+    conns, _OPENED[:] = list(_OPENED), []
+    for _, writer in conns:
+        writer.close()
+    for _, writer in conns:
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
 async def _open(url: str, count: int, send: bytes = b"") -> list[Conn]:
     port = int(url.rpartition(":")[2])
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(count)]
+    _OPENED.extend(conns)
     for _, writer in conns:
         if send:
             writer.write(send)
@@ -144,7 +159,8 @@ async def test_idle_keep_alive_connections_are_closed_within_the_keepalive_timeo
     tmp_path: Path,
 ) -> None:
     request = b"GET /livez HTTP/1.1\r\nHost: mirror\r\n\r\n"
-    async with _serve(tmp_path, header_timeout_s=60, keepalive_timeout_s=1) as url:
+    # 3 s: on a loaded machine, 200 connections take a while to open and be answered
+    async with _serve(tmp_path, header_timeout_s=60, keepalive_timeout_s=3) as url:
         started = time.monotonic()
         idle = await _open(url, 100, request)
         then_half = await _open(url, 100, request)
