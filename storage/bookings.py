@@ -39,13 +39,16 @@ def stored_versions(conn: Connection, booking_ids: Iterable[str]) -> dict[str, s
     return found
 
 
+def _strictly_newer(excluded: Any) -> Any:
+    return BOOKING.c.modified_on < excluded.modified_on
+
+
+def _not_older(excluded: Any) -> Any:
+    return BOOKING.c.modified_on <= excluded.modified_on
+
+
 def upsert_bookings(conn: Connection, rows: Sequence[Json], *, strictly_newer: bool) -> set[str]:
     """Store booking rows unless the mirror holds a newer version; the ids written."""
-
-    def condition(excluded: Any) -> Any:
-        if strictly_newer:
-            return BOOKING.c.modified_on < excluded.modified_on
-        return BOOKING.c.modified_on <= excluded.modified_on
 
     latest: dict[str, Json] = {}
     for row in rows:  # one version per booking: the newest given
@@ -58,7 +61,7 @@ def upsert_bookings(conn: Connection, rows: Sequence[Json], *, strictly_newer: b
         BOOKING,
         list(latest.values()),
         ["booking_id"],
-        only_if=condition,
+        only_if=_strictly_newer if strictly_newer else _not_older,
         returning="booking_id",
     )
     return set(written)

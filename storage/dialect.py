@@ -6,6 +6,7 @@ API; each needs its own ``insert`` construct.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,10 @@ from sqlalchemy.engine import Connection
 
 def insert(conn: Connection, table: Table) -> Any:
     """An ``INSERT`` for ``table`` that supports ``on_conflict_*`` on this connection."""
-    name = conn.dialect.name
+    return _insert_for(conn.dialect.name, table)
+
+
+def _insert_for(name: str, table: Table) -> Any:
     if name == "sqlite":
         return sqlite.insert(table)
     if name == "postgresql":
@@ -42,19 +46,37 @@ def upsert(
     """
     if not rows:
         return []
-    statement = insert(conn, table)
+    columns = tuple(c for c in rows[0] if c not in keys)
+    statement = _upsert_statement(
+        conn.dialect.name, table, tuple(keys), columns, only_if, returning
+    )
+    if returning is None:
+        conn.execute(statement, list(rows))
+        return []
+    return list(conn.execute(statement, list(rows)).scalars())
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(
+    dialect: str,
+    table: Table,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    only_if: Callable[[Any], ColumnElement[bool]] | None,
+    returning: str | None,
+) -> Any:
+    """The upsert statement, built once per shape: building it (``excluded``, the
+    ``ON CONFLICT`` clause) costs more Python than executing it. ``only_if`` must be a
+    function defined once (module level), not a new lambda per call, for the cache to
+    hold."""
+    statement = _insert_for(dialect, table)
     excluded = statement.excluded
-    columns = [c for c in rows[0] if c not in keys]
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: excluded[name] for name in columns},
         where=only_if(excluded) if only_if is not None else None,
     )
-    if returning is None:
-        conn.execute(statement, list(rows))
-        return []
-    result = conn.execute(statement.returning(table.c[returning]), list(rows))
-    return list(result.scalars())
+    return statement if returning is None else statement.returning(table.c[returning])
 
 
 def insert_ignoring_conflicts(

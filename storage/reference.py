@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
@@ -54,6 +55,22 @@ def remove_staff_not_listed(conn: Connection, merchant_id: int, listed: set[int]
     return gone
 
 
+def _client_not_older(excluded: Any) -> Any:
+    return (
+        (CLIENT.c.modified_on.is_(None))
+        | (excluded.modified_on.is_(None))
+        | (CLIENT.c.modified_on <= excluded.modified_on)
+    )
+
+
+def _link_not_older(excluded: Any) -> Any:
+    return (
+        (LINK.c.modified_on.is_(None))
+        | (excluded.modified_on.is_(None))
+        | (LINK.c.modified_on <= excluded.modified_on)
+    )
+
+
 def upsert_clients(conn: Connection, rows: Sequence[Json]) -> set[int]:
     """Store clients unless the mirror holds a strictly newer version; the ids written.
     Clients whose personal data the mirror must not keep are stored stripped."""
@@ -63,11 +80,7 @@ def upsert_clients(conn: Connection, rows: Sequence[Json]) -> set[int]:
         CLIENT,
         rows,
         ["id"],
-        only_if=lambda excluded: (
-            (CLIENT.c.modified_on.is_(None))
-            | (excluded.modified_on.is_(None))
-            | (CLIENT.c.modified_on <= excluded.modified_on)
-        ),
+        only_if=_client_not_older,
         returning="id",
     )
     return set(written)
@@ -86,11 +99,7 @@ def upsert_links(conn: Connection, rows: Sequence[Json]) -> None:
         LINK,
         list(unique.values()),
         ["entity", "entity_id", "module_id"],
-        only_if=lambda excluded: (
-            (LINK.c.modified_on.is_(None))
-            | (excluded.modified_on.is_(None))
-            | (LINK.c.modified_on <= excluded.modified_on)
-        ),
+        only_if=_link_not_older,
     )
 
 

@@ -101,14 +101,16 @@ def rewrite_bookings(conn: Connection, rows: Sequence[Json]) -> set[str]:
     """Store booking rows over a stored row of the same version (``modified_on`` equal)
     that differs from them, or where the mirror holds none; the ids written. Never
     replaces a newer or an older version."""
-
-    def differing(excluded: Any) -> Any:
-        changed = [BOOKING.c[name].is_distinct_from(excluded[name]) for name in BOOKING_FIELDS]
-        return and_(BOOKING.c.modified_on == excluded.modified_on, or_(*changed))
-
     return set(
-        upsert(conn, BOOKING, list(rows), ["booking_id"], only_if=differing, returning="booking_id")
+        upsert(
+            conn, BOOKING, list(rows), ["booking_id"], only_if=_differing, returning="booking_id"
+        )
     )
+
+
+def _differing(excluded: Any) -> Any:
+    changed = [BOOKING.c[name].is_distinct_from(excluded[name]) for name in BOOKING_FIELDS]
+    return and_(BOOKING.c.modified_on == excluded.modified_on, or_(*changed))
 
 
 @dataclasses.dataclass
