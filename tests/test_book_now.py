@@ -168,12 +168,16 @@ async def test_a_booking_form_through_the_mirror_equals_booxi(
         # and the booking made with what the form found is Booxi's
         service = next(s for s in services if s["bookingMethod"] == "Appointment")
         performers = await form.offset_items("/staff", {"serviceId": service["id"]})
-        start = (NOW + dt.timedelta(days=4)).replace(minute=0, second=0)
-        member = next(
-            m
+        # a free three hours of one performer (the world is random: look over a few days)
+        start, member = next(
+            (begin, m)
+            for begin in (
+                (NOW + dt.timedelta(days=4, hours=h)).replace(minute=0, second=0)
+                for h in range(0, 24 * 6, 5)
+            )
             for m in performers
             if not sim.world.conflict_for(
-                m["id"], _wire(start), _wire(start + dt.timedelta(hours=3))
+                m["id"], _wire(begin), _wire(begin + dt.timedelta(hours=3))
             )
         )
         status, created, _ = await partner.call(
