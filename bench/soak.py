@@ -13,7 +13,8 @@ every staff calendar every 10 s), then for ``--seconds``:
 - serve's own poll passes against the simulator;
 
 sampling serve's RSS every second. Before the timed part, a warm-up reads each client's
-history and record once (the cold start's fills are not the steady state). Then the flood: 2,000 connections that send half a
+history and record once (the cold start's fills are not the steady state). Then the
+flood: 2,000 connections that send half a
 request head and 2,000 that go idle after one request, until the server's header and
 keep-alive timeouts (2 s and 3 s here) close them; RSS before, at the peak and after.
 Issue "Untrusted input and abuse", item 9: no failures, a flat RSS, and RSS after the

@@ -90,9 +90,7 @@ async def _assert_converged(sim: Sim, store: Store) -> None:
     # no longer saw it): derived, with a provisional id, until a read of that range asks
     # Booxi (``mirror.repoll``).
     everything = await _mirror_events(store)
-    mirrored_events = {
-        i: e for i, e in everything.items() if e["start"] <= hi and e["end"] >= lo
-    }
+    mirrored_events = {i: e for i, e in everything.items() if e["start"] <= hi and e["end"] >= lo}
     outside = {i: e for i, e in everything.items() if i not in mirrored_events}
     assert all(e["start"] > hi or e["end"] < lo for e in outside.values())
     assert set(mirrored_events) == set(events)
