@@ -298,4 +298,17 @@ class MirrorSecret(SQLModel, table=True):
     value: str = Field(sa_column=Column(Text, nullable=False))  # hex
 
 
+class ChangeLog(SQLModel, table=True):
+    """What changed, written by triggers (``storage.changes``, migration 0007) and read
+    by the read API's ready answers (``api.ready``). ``seq`` is never reused."""
+
+    __tablename__ = "change_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(default=None, primary_key=True)
+    tag: str = Field(sa_column=Column(Text, nullable=False))
+    lo: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    hi: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 TABLES = SQLModel.metadata

@@ -48,6 +48,11 @@ class Reader:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
     async def start(self) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(self._threads, "storage-reader")
 

@@ -58,6 +58,8 @@ class CalendarPage:
     time_slots: list[Raw]
     last: tuple[str, int] | None  # sort key of the last event, when more follow
     provisional: bool = False  # some events carry ids derived by the mirror, not Booxi's
+    booking_ids: list[str] = dataclasses.field(default_factory=list)
+    group_ids: list[int] = dataclasses.field(default_factory=list)
 
 
 def staff_merchant(conn: sqlite3.Connection, staff_id: int) -> int | None | bool:
@@ -132,6 +134,8 @@ def calendar_page(
                 seen_bookings.setdefault(booking_id, raw)
     page.bookings = list(seen_bookings.values())
     page.group_events = list(seen_groups.values())
+    page.booking_ids = list(seen_bookings)
+    page.group_ids = list(seen_groups)
     if "TimeSlot" in includes and slot_ids:
         slots = _by_id(conn, "SELECT id, raw FROM time_slot WHERE id IN ({marks})", slot_ids)
         page.time_slots = [slots[i] for i in dict.fromkeys(slot_ids) if i in slots]
@@ -153,6 +157,7 @@ class HistoryPage:
     merchants: list[Raw]
     last: tuple[str, str] | None
     staff_ids: list[int]
+    group_ids: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +220,7 @@ def history_page(
         merchants=[merchants[i] for i in dict.fromkeys(merchant_ids) if i in merchants],
         last=(rows[-1][1], rows[-1][0]) if more and rows else None,
         staff_ids=list(dict.fromkeys(staff_ids)),
+        group_ids=list(dict.fromkeys(group_ids)),
     )
 
 

@@ -9,6 +9,12 @@ done. Jobs submitted with the same ``batch`` function are applied in one call
 run again alone in a savepoint, so one bad job fails alone and its caller gets the
 exception.
 
+After each commit, and before any of its callers resume, the listeners added with
+``after_commit`` learn of it: ``collect(connection)`` runs in the writer's thread (a
+read, after the commit), then ``deliver(value)`` in the event loop (``None`` if collect
+failed). The read API's ready answers drop what a write changed this way
+(``api.ready``), so nobody reads the answer to a write and then an older copy.
+
 On SQLite the whole transaction runs in the writer's own thread on a stdlib
 ``sqlite3`` connection (one hand-off per transaction: SQLAlchemy's async path over
 aiosqlite costs several per statement); on other databases it runs through
@@ -62,6 +68,22 @@ class Writer:
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self.commits = 0
         self.jobs = 0
+        self._listeners: list[tuple[Callable[[Connection], Any], Callable[[Any], None]]] = []
+
+    def after_commit(
+        self, collect: Callable[[Connection], Any], deliver: Callable[[Any], None]
+    ) -> Callable[[], None]:
+        """Call ``collect`` after every commit (writer thread), then ``deliver`` with its
+        value (event loop, before the commit's callers resume). Returns what removes the
+        listener."""
+        listener = (collect, deliver)
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
 
     async def start(self) -> None:
         if self._engine.dialect.name == "sqlite":
@@ -143,10 +165,12 @@ class Writer:
         try:
             if self._sync is not None:
                 loop = asyncio.get_running_loop()
-                results = await loop.run_in_executor(self._thread, self._transaction, entries)
+                results, collected = await loop.run_in_executor(
+                    self._thread, self._transaction, entries
+                )
             else:
                 async with self._engine.connect() as conn:
-                    results = await conn.run_sync(self._in_transaction, entries)
+                    results, collected = await conn.run_sync(self._batch, entries)
         except Exception as error:  # the commit itself failed: nobody's job is durable
             log.exception("storage.commit_failed", extra={"jobs": len(entries)})
             for entry in entries:
@@ -155,6 +179,11 @@ class Writer:
             return
         self.commits += 1
         self.jobs += len(entries)
+        for deliver, value in collected:
+            try:
+                deliver(value)
+            except Exception:  # a listener's fault is not the writes'
+                log.exception("storage.after_commit_failed")
         for entry, (ok, value) in zip(entries, results, strict=True):
             if entry.future.done():
                 continue
@@ -170,10 +199,29 @@ class Writer:
             },
         )
 
-    def _transaction(self, entries: list[_Entry]) -> list[tuple[bool, Any]]:
+    def _transaction(
+        self, entries: list[_Entry]
+    ) -> tuple[list[tuple[bool, Any]], list[tuple[Callable[[Any], None], Any]]]:
         assert self._sync is not None
         with self._sync.connect() as conn:
-            return self._in_transaction(conn, entries)
+            return self._batch(conn, entries)
+
+    def _batch(
+        self, conn: Connection, entries: list[_Entry]
+    ) -> tuple[list[tuple[bool, Any]], list[tuple[Callable[[Any], None], Any]]]:
+        """The jobs' results, then what each listener collects after the commit."""
+        results = self._in_transaction(conn, entries)
+        collected: list[tuple[Callable[[Any], None], Any]] = []
+        for collect, deliver in list(self._listeners):
+            try:
+                collected.append((deliver, collect(conn)))
+            except Exception:
+                log.warning("storage.after_commit_collect_failed", exc_info=True)
+                collected.append((deliver, None))
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+        return results, collected
 
     def _in_transaction(self, conn: Connection, entries: list[_Entry]) -> list[tuple[bool, Any]]:
         conn = conn.execution_options(begin="BEGIN IMMEDIATE")
