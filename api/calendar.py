@@ -25,7 +25,7 @@ import json
 
 from aiohttp import web
 
-from api import upstream
+from api import ready, upstream
 from api.auth import principal
 from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
@@ -41,6 +41,9 @@ from storage.times import instant_key, parse_instant, wire_instant
 
 
 async def get_calendar(request: web.Request) -> web.Response:
+    kept = ready.lookup(request)
+    if kept is not None:
+        return kept
     query = Query(request.query)
     reader = request.app[READER]
     caller = principal(request)
@@ -80,6 +83,7 @@ async def get_calendar(request: web.Request) -> web.Response:
     page = read.page
     if page is None:  # pragma: no cover - the staff member is known and partial is asked
         raise not_found("Staff", staff_id)
+    complete = not page.provisional and covered_from is None
     if page.provisional:
         page = await _settled(request, staff_id, args, page)
     freshness = freshness.merged(Freshness.of_sync_rows(read.sync, fallback=freshness.synced_at))
@@ -105,10 +109,26 @@ async def get_calendar(request: web.Request) -> web.Response:
         },
         freshness,
         request,
+        tags=_tags(staff_id, lo, hi, page) if complete else None,
     )
     if covered_from is not None:
         response.headers["X-Mirror-Covered-From"] = covered_from
     return response
+
+
+def _tags(staff_id: int, lo: str, hi: str, page: reads.CalendarPage) -> list[ready.Tag]:
+    """What a calendar page is built from (``storage.changes``): the staff member's
+    events, slots and bookings over the range, its coverage and sync state, reference
+    data (the staff member, services), and each booking and group event it shows (a
+    reservation's booking may be another staff member's)."""
+    return [
+        ready.Tag(f"staff:{staff_id}", lo, hi),
+        ready.Tag(f"cover:staff:{staff_id}", lo, hi),
+        ready.Tag(f"sync:staff:{staff_id}"),
+        ready.Tag("ref"),
+        *(ready.Tag(f"booking:{b}") for b in page.booking_ids),
+        *(ready.Tag(f"group:{g}") for g in page.group_ids),
+    ]
 
 
 async def _learn_staff(request: web.Request, staff_id: int) -> None:

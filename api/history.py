@@ -13,9 +13,11 @@ client with none there is "not found" to it.
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
-from api import upstream
+from api import ready, upstream
 from api.auth import principal
 from api.booxi_shape import bad_request, not_found
 from api.freshness import Freshness
@@ -30,6 +32,9 @@ from storage.times import instant_key, parse_instant, utcnow
 
 
 async def list_bookings(request: web.Request) -> web.Response:
+    kept = ready.lookup(request)
+    if kept is not None:
+        return kept
     query = Query(request.query)
     reader = request.app[READER]
     caller = principal(request)
@@ -107,6 +112,13 @@ async def list_bookings(request: web.Request) -> web.Response:
         },
         freshness,
         request,
+        tags=[
+            ready.Tag(f"client:{history.client_id}"),  # its bookings, by client_id
+            ready.Tag(f"cover:client:{history.client_id}"),
+            ready.Tag("ref"),
+            *(ready.Tag(f"sync:staff:{s}") for s in page.staff_ids),
+            *(ready.Tag(f"group:{g}") for g in page.group_ids),
+        ],
     )
 
 
@@ -180,6 +192,9 @@ async def _cover(request: web.Request, client_id: int, start: str | None) -> Fre
 
 
 async def get_booking(request: web.Request) -> web.Response:
+    kept = ready.lookup(request)
+    if kept is not None:
+        return kept
     booking_id = request.match_info["bookingId"]
     Query(request.query).text("language")
     if not booking_id or len(booking_id) > 64:
@@ -206,4 +221,9 @@ async def get_booking(request: web.Request) -> web.Response:
     freshness = Freshness.of_sync_rows(sync)
     if filled:
         freshness = Freshness(freshness.synced_at, filled=True)
-    return answer({"booking": raw, "groupEvents": array(groups)}, freshness, request)
+    tags = [
+        ready.Tag(f"booking:{booking_id}"),
+        *(ready.Tag(f"sync:staff:{s}") for s in ([staff_id] if staff_id else [])),
+        *(ready.Tag(f"group:{json.loads(g).get('id')}") for g in groups),
+    ]
+    return answer({"booking": raw, "groupEvents": array(groups)}, freshness, request, tags=tags)

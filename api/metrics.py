@@ -7,7 +7,8 @@
   ``4xx``... (a request whose client went away before the answer counts as ``4xx``, 499).
 - Computed at each scrape from a ``Snapshot`` the ``/metrics`` handler reads first
   (collectors are synchronous; the database is not): sync lag per store, webhook lag,
-  and the Booxi client's and its rate budget's counters.
+  and the Booxi client's and its rate budget's counters; ready answers (``api.ready``):
+  hits, misses, drops, how many are held and their bytes.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class Snapshot:
     latest_webhook_at: dt.datetime | None = None
     upstream: Counter[str] | None = None
     budget: BudgetStats | None = None
+    ready: ReadyStats | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadyStats:
+    hits: int
+    misses: int
+    drops: int
+    held: int
+    bytes: int
 
 
 class Metrics:
@@ -146,7 +157,10 @@ def _families(snapshot: Snapshot | None) -> Iterator[Metric]:
     if snapshot is None:  # describe(): every family, no sample
         yield from _upstream(Counter())
         yield from _budget(None)
+        yield from _ready(None)
         return
+    if snapshot.ready is not None:
+        yield from _ready(snapshot.ready)
     if snapshot.upstream is not None:
         yield from _upstream(snapshot.upstream)
     if snapshot.budget is not None:
@@ -202,6 +216,21 @@ def _budget(stats: BudgetStats | None) -> Iterator[Metric]:
         pauses.add_metric([], stats.pauses)
         queued.add_metric([], stats.queued)
     yield from (granted, waited, wait_s, pauses, queued)
+
+
+def _ready(stats: ReadyStats | None) -> Iterator[Metric]:
+    families: tuple[CounterMetricFamily | GaugeMetricFamily, ...] = (
+        CounterMetricFamily(PREFIX + "ready_hits", "Reads answered from ready answers."),
+        CounterMetricFamily(PREFIX + "ready_misses", "Cacheable reads built from storage."),
+        CounterMetricFamily(PREFIX + "ready_drops", "Ready answers dropped by a change."),
+        GaugeMetricFamily(PREFIX + "ready_answers", "Ready answers held."),
+        GaugeMetricFamily(PREFIX + "ready_bytes", "Bytes of the ready answers held."),
+    )
+    if stats is not None:
+        values = (stats.hits, stats.misses, stats.drops, stats.held, stats.bytes)
+        for family, value in zip(families, values, strict=True):
+            family.add_metric([], value)
+    yield from families
 
 
 def _seconds(delta: dt.timedelta) -> float:

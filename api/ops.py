@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import json_error
 from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI
-from api.metrics import Snapshot
+from api.metrics import ReadyStats, Snapshot
+from api.ready import READY
 from storage import inbox, sync_state
 from storage.models import SyncState
 from storage.times import utcnow
@@ -94,12 +95,19 @@ async def metrics(request: web.Request) -> web.Response:
     except Exception as error:  # still serve the request metrics: they matter most then
         log.warning("ops.database.failed", extra={"error": _describe(error)})
     client = app.get(BOOXI)
+    answers = app.get(READY)
+    ready = (
+        ReadyStats(answers.hits, answers.misses, answers.drops, len(answers), answers.size)
+        if answers is not None
+        else None
+    )
     snapshot = Snapshot(
         now,
         oldest_success_by_store(state.states, state.pending),
         state.latest_webhook_at,
         upstream=client.stats.copy() if client is not None else None,
         budget=client.budget.stats if client is not None else None,
+        ready=ready,
     )
     body, content_type = app[METRICS].render(snapshot, request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})

@@ -189,13 +189,15 @@ class ApiConfig(_Section):
     request line and headers, ``keepalive_timeout_s`` for an idle connection between
     requests, at most ``max_connections`` open at once. Fills (``api.fill_guard``): each
     key may make Booxi fetch what the mirror does not hold ``fills_per_minute`` times a
-    minute on average, ``fill_burst`` at once.
+    minute on average, ``fill_burst`` at once. Ready answers (``api.ready``): recent read
+    answers kept in memory, at most ``ready_answers_mb`` megabytes of them (0: none).
     """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     page_size: int = Field(default=50, ge=1, le=500)
     staleness_s: float = Field(default=900.0, gt=0)
+    ready_answers_mb: float = Field(default=64.0, ge=0)
     header_timeout_s: float = Field(default=10.0, gt=0)
     keepalive_timeout_s: float = Field(default=15.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)

@@ -1,0 +1,305 @@
+"""Ready answers: the encoded body of recent read answers, kept in memory, dropped
+exactly when their data changes.
+
+A read handler asks ``lookup(request)`` first: a hit costs the key's check (done by the
+middleware), one dictionary lookup and the write of the bytes. On a miss it builds its
+answer as before and hands it to ``keep(request, response, freshness, tags)``, naming what
+the answer was built from as ``Tag``s (the same vocabulary as ``storage.changes``:
+``staff:12`` over a range of instants, ``client:5``, ``booking:…``, ``ref``…).
+
+- **Key**: the route's path, the query string as sent, and what the key may see (its
+  stores, whether it keeps personal data, its kind). Two keys of the same stores share
+  answers.
+- **Bound**: by the bytes of the bodies (``[api] ready_answers_mb``); the least recently
+  used go first.
+- **Invalidation**: every change the database records (``storage.changes``) drops the
+  answers one of whose tags it names, where ranges overlap. Changes made by this
+  process's writer are applied after their commit and before the writes' callers
+  resume (so a write's answer, and any read after it, sees the change); changes made by
+  other processes (a CLI command beside ``serve``) are found before every lookup
+  (``PRAGMA data_version`` tells in microseconds whether anyone committed) and every
+  ``FOLLOW_INTERVAL_S``. Erased or expired personal data leaves the memory with the
+  rows: erasure and retention delete rows, and the deletions are changes like any other.
+- **Races**: a read that started before a change was applied and finishes after it is
+  not kept if the change names one of its tags (``since``: the generation the read
+  started at).
+- Only complete answers are kept: a fill that could not vouch for everything, partial
+  coverage, provisional event ids, 304s and errors are not.
+
+Headers are computed again on every hit (``Age`` grows; ``Cache-Status`` turns ``stale``
+when the sync state ages), from the freshness kept with the body; a fill's first answer
+says ``fwd=uri-miss; stored``, the kept copy says ``hit``, as an uncached read would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
+
+from aiohttp import web
+
+from api.auth import principal
+from api.freshness import Freshness
+from api.keys import CONFIG
+from storage.changes import Change, Probe
+
+log = logging.getLogger(__name__)
+
+FOLLOW_INTERVAL_S = 0.5
+PRUNE_EVERY_S = 60.0
+_RECENT = 1024  # drops remembered for reads in flight
+_SINCE = web.RequestKey("ready_since", int)
+_KEY = web.RequestKey("ready_key", tuple)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tag:
+    name: str
+    lo: str | None = None
+    hi: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Ready:
+    body: bytes
+    etag: str
+    freshness: Freshness
+    tags: tuple[Tag, ...]
+
+
+def _overlap(a_lo: str | None, a_hi: str | None, b_lo: str | None, b_hi: str | None) -> bool:
+    if a_lo is None or a_hi is None or b_lo is None or b_hi is None:
+        return True
+    return a_lo <= b_hi and b_lo <= a_hi
+
+
+class ReadyAnswers:
+    """The store of ready answers (one per application)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: collections.OrderedDict[Hashable, Ready] = collections.OrderedDict()
+        self._by_tag: dict[str, set[Hashable]] = {}
+        self._bytes = 0
+        self._generation = 0
+        self._recent: collections.deque[tuple[int, tuple[Change, ...] | None]] = collections.deque(
+            maxlen=_RECENT
+        )
+        self.applied_seq = 0
+        self.probe: Probe | None = None
+        self.enabled = True
+        self.hits = 0
+        self.misses = 0
+        self.drops = 0
+
+    # ---- reading ---------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, key: Hashable) -> Ready | None:
+        ready = self._entries.get(key)
+        if ready is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return ready
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the bodies held."""
+        return self._bytes
+
+    def bodies(self) -> Iterable[bytes]:
+        """Every body held (a debug hook: tests look for erased data in them)."""
+        return [ready.body for ready in self._entries.values()]
+
+    # ---- keeping ---------------------------------------------------------------------
+    def put(self, key: Hashable, ready: Ready, since: int) -> bool:
+        """Keep ``ready`` unless a change applied after generation ``since`` names one of
+        its tags (its data may have changed under it), or it is too large to keep."""
+        size = len(ready.body)
+        if size > self.max_bytes // 8:
+            return False
+        if since != self._generation and self._changed_since(since, ready.tags):
+            return False
+        self._remove(key)
+        self._entries[key] = ready
+        self._bytes += size
+        for tag in ready.tags:
+            self._by_tag.setdefault(tag.name, set()).add(key)
+        while self._bytes > self.max_bytes and self._entries:
+            self._remove(next(iter(self._entries)))
+        return True
+
+    def _changed_since(self, since: int, tags: Sequence[Tag]) -> bool:
+        if not self._recent or self._recent[0][0] > since + 1:
+            return True  # more changed than is remembered: assume the worst
+        for generation, changes in self._recent:
+            if generation <= since:
+                continue
+            if changes is None or any(_names(change, tags) for change in changes):
+                return True
+        return False
+
+    def _remove(self, key: Hashable) -> None:
+        ready = self._entries.pop(key, None)
+        if ready is None:
+            return
+        self._bytes -= len(ready.body)
+        for tag in ready.tags:
+            keys = self._by_tag.get(tag.name)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag.name]
+
+    # ---- dropping --------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Apply what other connections committed since the last look (a CLI command
+        beside ``serve``; this process's own writer delivers its changes itself)."""
+        if self.probe is None:
+            return
+        try:
+            if self.probe.changed():
+                self.apply(self.probe.since(self.applied_seq))
+        except Exception:  # cannot tell what changed: keep nothing
+            log.warning("ready.refresh_failed", exc_info=True)
+            self.clear()
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        """Apply the change log's rows after ``applied_seq`` (rows at or below it were
+        applied already); a gap (rows pruned before this process read them) drops
+        everything."""
+        fresh = [c for c in changes if c.seq > self.applied_seq]
+        if not fresh:
+            return
+        if self.applied_seq and fresh[0].seq != self.applied_seq + 1:
+            self.clear()
+        else:
+            self._drop(fresh)
+        self.applied_seq = fresh[-1].seq
+
+    def clear(self) -> None:
+        """Drop everything (and make reads in flight not keep their answers)."""
+        self._generation += 1
+        self._recent.append((self._generation, None))
+        self.drops += len(self._entries)
+        self._entries.clear()
+        self._by_tag.clear()
+        self._bytes = 0
+
+    def _drop(self, changes: Sequence[Change]) -> None:
+        if any(c.tag == "*" for c in changes):
+            self.clear()
+            return
+        self._generation += 1
+        self._recent.append((self._generation, tuple(changes)))
+        for change in changes:
+            for key in list(self._by_tag.get(change.tag, ())):
+                ready = self._entries.get(key)
+                if ready is not None and _names(change, ready.tags):
+                    self._remove(key)
+                    self.drops += 1
+
+
+def _names(change: Change, tags: Iterable[Tag]) -> bool:
+    return change.tag == "*" or any(
+        tag.name == change.tag and _overlap(tag.lo, tag.hi, change.lo, change.hi) for tag in tags
+    )
+
+
+READY = web.AppKey("ready", ReadyAnswers)
+
+
+# ---- what handlers call ----------------------------------------------------------------
+def _key(request: web.Request) -> tuple[Hashable, ...]:
+    caller = principal(request)
+    stores = None if caller.merchant_ids is None else tuple(sorted(caller.merchant_ids))
+    return (request.path, request.query_string, stores, caller.retain_pii, caller.kind)
+
+
+def lookup(request: web.Request) -> web.Response | None:
+    """The ready answer to this request, or None (then the handler builds it and calls
+    ``keep``)."""
+    ready_answers = request.app.get(READY)
+    if ready_answers is None or not ready_answers.enabled:
+        return None
+    ready_answers.refresh()
+    key = _key(request)
+    request[_KEY] = key
+    request[_SINCE] = ready_answers.generation
+    ready = ready_answers.get(key)
+    if ready is None:
+        return None
+    from api.reading import respond  # the one place answers are finished (it imports us)
+
+    return respond(request, ready.body, ready.etag, ready.freshness)
+
+
+def keep(
+    request: web.Request, body: bytes, etag: str, freshness: Freshness, tags: Iterable[Tag]
+) -> None:
+    """Keep a complete answer built by the handler (its body, as sent with a 200)."""
+    ready_answers = request.app.get(READY)
+    key = request.get(_KEY)
+    if ready_answers is None or key is None or freshness.partial or freshness.incomplete:
+        return
+    kept = dataclasses.replace(freshness, filled=False)
+    ready_answers.put(key, Ready(body, etag, kept, tuple(tags)), request[_SINCE])
+
+
+# ---- following the change log ------------------------------------------------------------
+async def follow(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: start where the change log is now; apply what other processes
+    change at every lookup and every ``FOLLOW_INTERVAL_S`` (so that erased data leaves
+    the memory within that even when nobody reads); prune the log every
+    ``PRUNE_EVERY_S``."""
+    from api.keys import READER, WRITER
+    from storage import changes
+
+    ready_answers = app[READY]
+    try:
+        probe = changes.Probe(app[READER].path)
+        probe.changed()
+        ready_answers.applied_seq = max(ready_answers.applied_seq, probe.last_seq())
+    except Exception:  # no database yet (``/readyz`` says so): serve without ready answers
+        log.warning("ready.disabled", exc_info=True)
+        ready_answers.enabled = False
+        yield
+        return
+    ready_answers.probe = probe
+    writer = app[WRITER]
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        pruned = loop.time()
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+            ready_answers.refresh()
+            if loop.time() - pruned > PRUNE_EVERY_S:
+                pruned = loop.time()
+                try:
+                    await writer.run(lambda conn: changes.prune(conn.connection))
+                except Exception:  # the next round tries again
+                    log.warning("ready.prune_failed", exc_info=True)
+
+    task = asyncio.create_task(run(), name="ready-answers-follow")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    ready_answers.probe = None
+    probe.close()
+
+
+def max_bytes_of(app: web.Application) -> int:
+    return int(app[CONFIG].api.ready_answers_mb * 1024 * 1024)

@@ -1,0 +1,284 @@
+"""Ready answers (``api.ready``): repeat reads come from memory, byte for byte what a
+fresh read gives; every path that changes stored data drops exactly what it changed, at
+once; ETag and 304; erased personal data leaves the memory with the rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from typing import Any
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict
+
+from api.ready import READY, ReadyAnswers
+from mirror.privacy import enforce_retention, erase_client
+from mirror.sync import run_pass
+from tests.conftest import (
+    API_KEY,
+    WEBHOOK_SECRET,
+    MirrorApp,
+    Sim,
+    Store,
+    booxi_client,
+    calendar_params,
+)
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+FMT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _ready(app: MirrorApp) -> ReadyAnswers:
+    """The debug hook: the application's ready answers."""
+    return app.server.app[READY]
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, params: Any = None, **headers: str
+) -> tuple[int, bytes, CIMultiDict[str]]:
+    async with session.get(url, params=params, headers={**AUTH, **headers}) as response:
+        return response.status, await response.read(), CIMultiDict(response.headers)
+
+
+async def _synced(make_sim: Any, store: Store, make_mirror_app: Any, **api: Any) -> tuple:
+    sim = await make_sim()
+    client = booxi_client(sim)
+    assert (await run_pass(client, store.writer, store.engine, horizon_days=30)).ok
+    keys = [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]
+    app = await make_mirror_app(booxi=client, api={"keys": keys, **api})
+    return sim, client, app
+
+
+def _appointment(sim: Sim, *, besides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A live appointment in the polled window, with a client; with ``besides``, one of
+    another staff member and another client."""
+    return next(
+        b
+        for b in sorted(sim.world.bookings.values(), key=lambda b: b["bookingId"])
+        if b["bookingMethod"] == "Appointment"
+        and b["status"] != "Cancelled"
+        and isinstance((b.get("client") or {}).get("id"), int)
+        and NOW.strftime(FMT) < b["startsOn"] < (NOW + dt.timedelta(days=6)).strftime(FMT)
+        and (
+            besides is None
+            or (b["staffId"] != besides["staffId"] and b["client"]["id"] != besides["client"]["id"])
+        )
+    )
+
+
+def _reads(app: MirrorApp, booking: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The calendar week, the client's history and the booking, as URLs and params."""
+    base = app.url + "/booking/v1"
+    start = dt.datetime.strptime(booking["startsOn"], FMT).replace(tzinfo=dt.UTC)
+    week = calendar_params(
+        booking["staffId"], start - dt.timedelta(days=1), start + dt.timedelta(days=6)
+    )
+    return [
+        (base + "/calendar", week),
+        (base + "/booking", {"clientId": booking["client"]["id"]}),
+        (base + f"/booking/{booking['bookingId']}", None),
+    ]
+
+
+async def _bodies(session: aiohttp.ClientSession, reads: list[tuple[str, Any]]) -> list[bytes]:
+    found = []
+    for url, params in reads:
+        status, body, _ = await _get(session, url, params)
+        assert status == 200, body
+        found.append(body)
+    return found
+
+
+async def test_repeat_reads_are_kept_and_equal_byte_for_byte_what_a_fresh_read_gives(
+    make_sim: Any, store: Store, make_mirror_app: Any
+) -> None:
+    sim, client, app = await _synced(make_sim, store, make_mirror_app)
+    uncached = await make_mirror_app(
+        booxi=client,
+        api={"keys": [{"name": "all", "key": API_KEY, "scopes": ["read"]}], "ready_answers_mb": 0},
+    )
+    booking = _appointment(sim)
+    ready = _ready(app)
+    async with aiohttp.ClientSession() as session:
+        first = await _bodies(session, _reads(app, booking))  # the history is filled here
+        first = await _bodies(session, _reads(app, booking))
+        hits = ready.hits
+        again = await _bodies(session, _reads(app, booking))
+        assert ready.hits == hits + 3 and len(ready) >= 3
+        fresh = await _bodies(session, _reads(uncached, booking))
+        assert READY not in uncached.server.app
+        async with session.get(app.url + "/metrics") as response:
+            metrics = await response.text()
+        assert f"booxi_mirror_ready_hits_total {float(ready.hits)}" in metrics
+        assert f"booxi_mirror_ready_answers {float(len(ready))}" in metrics
+        assert f"booxi_mirror_ready_bytes {float(ready.size)}" in metrics
+    assert again == first == fresh
+    assert all(json.loads(body) for body in again)
+    await client.close()
+
+
+async def test_etag_and_if_none_match(make_sim: Any, store: Store, make_mirror_app: Any) -> None:
+    sim, client, app = await _synced(make_sim, store, make_mirror_app)
+    booking = _appointment(sim)
+    url, params = _reads(app, booking)[0]
+    async with aiohttp.ClientSession() as session:
+        status, body, headers = await _get(session, url, params)
+        etag = headers["ETag"]
+        assert status == 200 and etag.startswith('"') and etag.endswith('"') and len(etag) == 34
+        for held in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+            status, empty, again = await _get(session, url, params, **{"If-None-Match": held})
+            assert status == 304 and empty == b""
+            assert again["ETag"] == etag
+            for name in ("Cache-Status", "Age", "X-Mirror-Synced-At"):
+                assert again[name] == headers[name] or name == "Age"
+        status, same, again = await _get(session, url, params, **{"If-None-Match": '"other"'})
+        assert status == 200 and same == body and again["ETag"] == etag
+        # a change: a new body, a new tag, and the old tag no longer matches
+        await _webhook(session, app, booking, "a note from a webhook")
+        status, changed, after = await _get(session, url, params, **{"If-None-Match": etag})
+        assert status == 200 and b"a note from a webhook" in changed and after["ETag"] != etag
+    await client.close()
+
+
+async def _webhook(
+    session: aiohttp.ClientSession, app: MirrorApp, booking: dict[str, Any], note: str
+) -> None:
+    changed = {**booking, "quickNote": note, "modifiedOn": _later(booking)}
+    body = {
+        "eventId": f"ready-{note}",
+        "eventType": "appointment.updated",
+        "content": {"booking": changed, "clientLinks": []},
+    }
+    headers = {"Authorization": f"Bearer {WEBHOOK_SECRET}"}
+    async with session.post(app.webhook_url, json=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+
+
+def _later(booking: dict[str, Any]) -> str:
+    modified = dt.datetime.strptime(booking["modifiedOn"], FMT).replace(tzinfo=dt.UTC)
+    return max(modified + dt.timedelta(seconds=1), NOW + dt.timedelta(seconds=1)).strftime(FMT)
+
+
+def _change_at_booxi(sim: Sim, booking: dict[str, Any], note: str) -> None:
+    """Booxi changes the booking (no webhook): a new note and ``modifiedOn``."""
+    held = sim.world.bookings[booking["bookingId"]]
+    held["quickNote"], held["modifiedOn"] = note, _later(held)
+
+
+PATHS = ("webhook", "write", "poll", "fill", "other-connection")
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_each_change_path_shows_in_the_next_read(
+    make_sim: Any, store: Store, make_mirror_app: Any, path: str
+) -> None:
+    sim, client, app = await _synced(make_sim, store, make_mirror_app)
+    booking = _appointment(sim)
+    reads = _reads(app, booking)
+    if path == "fill":  # the history is not read first: its fill is the change
+        reads = [reads[0], reads[2]]
+    note = f"changed by {path}"
+    async with aiohttp.ClientSession() as session:
+        await _bodies(session, reads)  # a first history read fills (and drops what it touched)
+        await _bodies(session, reads)
+        hits = _ready(app).hits
+        before = await _bodies(session, reads)
+        assert _ready(app).hits == hits + len(reads)  # held: a stale hit would now show
+        assert all(note.encode() not in body for body in before)
+        if path == "webhook":
+            await _webhook(session, app, booking, note)
+        elif path == "write":
+            async with session.put(
+                f"{app.url}/booking/v1/booking/{booking['bookingId']}",
+                json={"quickNote": note},
+                headers=AUTH,
+            ) as response:
+                assert response.status == 200, await response.text()
+        elif path == "poll":
+            _change_at_booxi(sim, booking, note)
+            assert (await run_pass(client, store.writer, store.engine, horizon_days=30)).ok
+        elif path == "fill":
+            _change_at_booxi(sim, booking, note)
+            status, history, _ = await _get(
+                session, app.url + "/booking/v1/booking", {"clientId": booking["client"]["id"]}
+            )
+            assert status == 200 and note.encode() in history
+        else:  # another connection (a CLI command beside serve: audit, resync, privacy)
+            with sqlite3.connect(store.path) as other:
+                other.execute(
+                    "UPDATE booking SET raw = json_set(raw, '$.quickNote', ?) WHERE booking_id = ?",
+                    (note, booking["bookingId"]),
+                )
+        after = await _bodies(session, reads)
+    assert all(note.encode() in body for body in after), path
+    await client.close()
+
+
+async def test_answers_about_other_data_stay_ready_after_a_change(
+    make_sim: Any, store: Store, make_mirror_app: Any
+) -> None:
+    """Exact, not wholesale: a change to one booking leaves another staff member's
+    calendar and another booking's answer in memory."""
+    sim, client, app = await _synced(make_sim, store, make_mirror_app)
+    booking = _appointment(sim)
+    other = _appointment(sim, besides=booking)
+    mine, theirs = _reads(app, booking), _reads(app, other)
+    theirs = [theirs[0], theirs[2]]  # their calendar and their booking
+    async with aiohttp.ClientSession() as session:
+        await _bodies(session, mine + theirs)  # the first history read fills
+        await _bodies(session, mine + theirs)
+        await _webhook(session, app, booking, "only mine")
+        hits = _ready(app).hits
+        await _bodies(session, theirs)
+        assert _ready(app).hits == hits + 2
+        await _bodies(session, mine)
+        assert _ready(app).hits == hits + 2  # every one of mine was dropped
+    await client.close()
+
+
+async def test_erased_and_expired_personal_data_leaves_the_memory(
+    make_sim: Any, store: Store, make_mirror_app: Any
+) -> None:
+    sim, client, app = await _synced(make_sim, store, make_mirror_app)
+    booking = _appointment(sim)
+    person = sim.world.clients[booking["client"]["id"]]
+    email = person["email"].encode()
+    async with aiohttp.ClientSession() as session:
+        await _bodies(session, _reads(app, booking))
+        bodies = await _bodies(session, _reads(app, booking))
+        assert any(email in body for body in bodies)
+        assert any(email in body for body in _ready(app).bodies())
+        await erase_client(store.writer, person["id"])
+        assert not any(email in body for body in _ready(app).bodies())
+        # retention (0 days): a client with no live booking ahead is anonymized; the
+        # client's future bookings are cancelled first (by webhook)
+        now = NOW.strftime(FMT)
+        past = next(
+            b
+            for b in sorted(sim.world.bookings.values(), key=lambda b: b["bookingId"])
+            if b["bookingMethod"] == "Appointment"
+            and b["status"] != "Cancelled"
+            and (NOW - dt.timedelta(days=5)).strftime(FMT) < b["totalClientTimespan"]["end"] < now
+            and isinstance((b.get("client") or {}).get("id"), int)
+            and b["client"]["id"] != person["id"]
+        )
+        for ahead in sim.world.bookings.values():
+            if (ahead.get("client") or {}).get("id") == past["client"]["id"] and (
+                ahead["totalClientTimespan"]["end"] >= now
+            ):
+                cancelled = {**ahead, "status": "Cancelled"}
+                await _webhook(session, app, cancelled, f"cancel {ahead['bookingId']}")
+        gone = sim.world.clients[past["client"]["id"]]["email"].encode()
+        for _ in range(2):  # the first may be a fill
+            status, body, _ = await _get(
+                session, app.url + f"/booking/v1/booking/{past['bookingId']}"
+            )
+        assert status == 200 and gone in body
+        assert any(gone in b for b in _ready(app).bodies())
+        outcome = await enforce_retention(store.writer, 0)
+        assert past["client"]["id"] in outcome.anonymized
+        assert not any(gone in b for b in _ready(app).bodies())
+    await client.close()
