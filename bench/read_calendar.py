@@ -1,10 +1,21 @@
-"""Benchmark: the read path, ``GET /booking/v1/calendar`` on a real ``booxi-mirror serve``.
+"""Benchmark: the read path of a real ``booxi-mirror serve``, against the HTTP ceiling.
 
-Fills a mirror from the simulator with one ``booxi-mirror sync``, then measures
-calendar reads (random staff, 7-day windows, every event type and include) against
-the HTTP ceiling of the same server (``GET /livez``), with the ratio of each.
+Fills a mirror from the simulator with one ``booxi-mirror sync``, starts ``serve``, and
+drives it with ``wrk -t1 -c32`` (a second process; ``apt-get install wrk``):
 
-    .venv/bin/python -m bench.read_calendar [--requests 3000] [--concurrency 32]
+- the ceiling: bare aiohttp (``bench.ceiling``) answering the same bytes as a calendar
+  week, in the same run;
+- ``GET /calendar``: every staff member's week, this one and the next (day-aligned, every
+  event type and include: what the store's tablets ask);
+- ``GET /booking?clientId=``: client histories;
+- a repeat read with ``If-None-Match`` (304), against ``GET /livez`` of the same server.
+
+Each read is made once before it is measured (a client's first history read fetches it
+from Booxi; the tablets' views are then ready). Prints requests/s, p50, p99 and each
+one's share of its ceiling, with the issue's targets: calendar and history at least
+0.5 of the ceiling with p99 at most 20 ms, the 304 at least 0.8 of ``/livez``.
+
+    .venv/bin/python -m bench.read_calendar [--seconds 10] [--connections 32]
 """
 
 from __future__ import annotations
@@ -12,29 +23,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
-import random
 import signal
-import socket
-import statistics
+import sqlite3
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from bench import wrk
+from bench.common import clean_env, free_port, print_table, start_serve
 from simulator import SimSettings, create_app
 
-PARTNER = "bench-partner-key"
+PARTNER = "bench-partner-key-0123456789"
 API_KEY = "bench-api-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+FMT = "%Y-%m-%dT%H:%M:%SZ"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+WEEK = (
+    "&eventType=Appointment&eventType=GroupEvent&eventType=TimeSlot&include=Appointment"
+    "&include=GroupEvent&include=TimeSlot&include=Staff&include=Service"
+)
 
 
 def write_config(folder: Path, sim_port: int, port: int) -> Path:
@@ -45,32 +54,43 @@ def write_config(folder: Path, sim_port: int, port: int) -> Path:
         f'[storage]\nurl = "sqlite+aiosqlite:///{folder / "bench.db"}"\n'
         "[sync]\nhorizon_days = 30\ncalendar_interval_s = 86400\nreference_interval_s = 86400\n"
         f'[api]\nhost = "127.0.0.1"\nport = {port}\nstaleness_s = 86400\n'
+        "fills_per_minute = 100000\nfill_burst = 100000\n"
         f'[[api.keys]]\nname = "bench"\nkey = "{API_KEY}"\n'
     )
     return path
 
 
-async def measure(base: str, urls: list[str], concurrency: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
-        pending = iter(urls)
+def _ids(db: Path) -> tuple[list[int], list[int]]:
+    with sqlite3.connect(db) as conn:
+        staff = [r[0] for r in conn.execute("SELECT id FROM staff ORDER BY id")]
+        clients = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT client_id FROM booking WHERE client_id IS NOT NULL "
+                "ORDER BY client_id LIMIT 100"
+            )
+        ]
+    return staff, clients
 
-        async def worker() -> None:
-            for url in pending:
-                began = time.perf_counter()
-                async with s.get(base + url, headers=headers) as response:
-                    await response.read()
+
+async def _warm(base: str, paths: list[str]) -> tuple[list[str], list[bytes]]:
+    """Each path read once (twice: the first may fill); their ETags and bodies."""
+    etags, bodies = [], []
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        for path in paths:
+            for _ in range(2):
+                async with session.get(base + path) as response:
+                    body = await response.read()
                     if response.status != 200:
-                        raise SystemExit(f"{url}: HTTP {response.status}")
-                latencies.append(time.perf_counter() - began)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return len(urls) / (time.perf_counter() - started), latencies
+                        raise SystemExit(f"{path}: HTTP {response.status} {body[:200]!r}")
+            etags.append(response.headers["ETag"])
+            bodies.append(body)
+    return etags, bodies
 
 
-async def run(requests: int, concurrency: int) -> None:
+async def run(seconds: float, connections: int) -> None:
+    if not wrk.available():
+        raise SystemExit("this benchmark needs wrk: apt-get install wrk")
     folder = Path(tempfile.mkdtemp(prefix="booxi-bench-"))
     settings = SimSettings(
         partner_key=PARTNER,
@@ -83,83 +103,101 @@ async def run(requests: int, concurrency: int) -> None:
     )
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
-    sim_port, port = free_port(), free_port()
+    sim_port, port, ceiling_port = free_port(), free_port(), free_port()
     await web.TCPSite(runner, "127.0.0.1", sim_port).start()
     config = write_config(folder, sim_port, port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
     sync = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mirror",
-        "--config",
-        str(config),
-        "sync",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
+        sys.executable, "-m", "mirror", "--config", str(config), "sync",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
+    )  # fmt: skip
     out, _ = await sync.communicate()
     print(out.decode().strip())
-    serve = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mirror",
-        "--config",
-        str(config),
-        "serve",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
-    assert serve.stdout is not None
-    await serve.stdout.readline()
-    await runner.cleanup()  # the mirror answers alone from now on
-    base = f"http://127.0.0.1:{port}"
-    rng = random.Random(1)
-    staff = list(settings_staff(folder))
-    now = dt.datetime.now(dt.UTC)
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    urls = []
-    for _ in range(requests):
-        start = now + dt.timedelta(days=rng.randrange(-5, 20))
-        urls.append(
-            f"/booking/v1/calendar?staffId={rng.choice(staff)}&from={start.strftime(fmt)}"
-            f"&to={(start + dt.timedelta(days=7)).strftime(fmt)}&eventType=Appointment"
-            "&eventType=GroupEvent&eventType=TimeSlot&include=Appointment&include=GroupEvent"
-            "&include=TimeSlot&include=Staff&include=Service"
-        )
+    serve, _ = await start_serve(config, folder / "serve.log")
+    ceiling = None
     try:
-        ceiling, _ = await measure(base, ["/livez"] * requests, concurrency)
-        rate, latencies = await measure(base, urls, concurrency)
+        base = f"http://127.0.0.1:{port}"
+        staff, clients = _ids(folder / "bench.db")
+        monday = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        monday -= dt.timedelta(days=monday.weekday())
+        weeks = [
+            f"/booking/v1/calendar?staffId={s}&from={start.strftime(FMT)}"
+            f"&to={(start + dt.timedelta(days=7)).strftime(FMT)}{WEEK}"
+            for s in staff
+            for start in (monday, monday + dt.timedelta(days=7))
+        ]
+        histories = [f"/booking/v1/booking?clientId={c}" for c in clients]
+        week_tags, week_bodies = await _warm(base, weeks)
+        await _warm(base, histories)
+        await runner.cleanup()  # the mirror answers alone from now on
+        body = max(week_bodies, key=len)
+        (folder / "answer.json").write_bytes(body)
+        ceiling = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.ceiling", "--port", str(ceiling_port),
+            "--body", str(folder / "answer.json"), stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert ceiling.stdout is not None
+        await ceiling.stdout.readline()
+
+        def measure(url: str, paths: list[str], **options: object) -> wrk.Run:
+            return wrk.run(url, paths, seconds=seconds, connections=connections, **options)  # type: ignore[arg-type]
+
+        loop = asyncio.get_running_loop()
+        bare = await loop.run_in_executor(
+            None, lambda: measure(f"http://127.0.0.1:{ceiling_port}", ["/"])
+        )
+        calendar = await loop.run_in_executor(None, lambda: measure(base, weeks, headers=AUTH))
+        history = await loop.run_in_executor(None, lambda: measure(base, histories, headers=AUTH))
+        livez = await loop.run_in_executor(None, lambda: measure(base, ["/livez"]))
+        revalidated = await loop.run_in_executor(
+            None, lambda: measure(base, weeks, headers=AUTH, etags=week_tags)
+        )
     finally:
         serve.send_signal(signal.SIGTERM)
-        await serve.communicate()
-    ordered = sorted(latencies)
-    rows = [
-        ("HTTP ceiling: GET /livez", f"{ceiling:,.0f} req/s", "1.00"),
-        ("GET /calendar (7 days, all includes)", f"{rate:,.0f} req/s", f"{rate / ceiling:.2f}"),
-        ("  latency p50", f"{statistics.median(latencies) * 1000:.1f} ms", ""),
-        ("  latency p99", f"{ordered[int(len(ordered) * 0.99)] * 1000:.1f} ms", ""),
-    ]
-    print(f"\n{requests} requests, {concurrency} concurrent, {len(staff)} staff\n")
-    widths = [max(len(r[i]) for r in rows + [("measure", "value", "vs ceiling")]) for i in range(3)]
-    for row in [("measure", "value", "vs ceiling"), *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        await serve.wait()
+        if ceiling is not None:
+            ceiling.send_signal(signal.SIGINT)
+            await ceiling.wait()
+    sizes = sorted(len(b) for b in week_bodies)
+    print(
+        f"\nwrk -t1 -c{connections}, {seconds:.0f} s each; {len(staff)} staff x 2 weeks "
+        f"({sizes[len(sizes) // 2] / 1024:.0f} KB median answer, {len(body) / 1024:.0f} KB "
+        f"for the ceiling), {len(histories)} client histories\n"
+    )
 
+    def row(what: str, run: wrk.Run, of: wrk.Run, want: str) -> tuple[str, ...]:
+        return (
+            what,
+            f"{run.requests_per_s:,.0f}",
+            f"{run.p50_ms:.2f} ms",
+            f"{run.p99_ms:.2f} ms",
+            f"{run.requests_per_s / of.requests_per_s:.2f}",
+            want,
+            str(run.bad),
+        )
 
-def settings_staff(folder: Path) -> list[int]:
-    import sqlite3
-
-    with sqlite3.connect(folder / "bench.db") as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM staff ORDER BY id")]
+    print_table(
+        ("what", "req/s", "p50", "p99", "of ceiling", "want", "not 2xx/3xx"),
+        [
+            row(
+                "bare aiohttp, same bytes (ceiling)",
+                bare,
+                bare,
+                "1.00",
+            ),
+            row("GET /calendar (a staff week)", calendar, bare, ">= 0.50, p99 <= 20 ms"),
+            row("GET /booking?clientId (history)", history, bare, ">= 0.50, p99 <= 20 ms"),
+            row("GET /livez (ceiling for 304s)", livez, livez, "1.00"),
+            row("GET /calendar, If-None-Match: 304", revalidated, livez, ">= 0.80"),
+        ],
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.concurrency))
+    asyncio.run(run(args.seconds, args.connections))
 
 
 if __name__ == "__main__":
