@@ -69,10 +69,10 @@ def run(
         file.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", file.name, base],
+            ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency", "-s", file.name, base],
             capture_output=True,
             text=True,
-            timeout=seconds + 60,
+            timeout=round(seconds) + 60,
             check=True,
         ).stdout
     finally:
