@@ -69,7 +69,8 @@ def run(
         file.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency", "-s", file.name, base],
+            ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency"]
+            + ["-s", file.name, base],
             capture_output=True,
             text=True,
             timeout=round(seconds) + 60,

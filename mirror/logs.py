@@ -140,6 +140,13 @@ def configure_logging(verbosity: int = 0, json_lines: bool = True) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity >= 1 else logging.INFO)
+    # Neither format shows the caller's file and line, nor thread or process: skip
+    # gathering them on every record (the logging HOWTO's "Optimization"; the access
+    # log writes one record per request, and finding the caller walks the stack).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
