@@ -16,9 +16,9 @@ the answer was built from as ``Tag``s (the same vocabulary as ``storage.changes`
   answers one of whose tags it names, where ranges overlap. Changes made by this
   process's writer are applied after their commit and before the writes' callers
   resume (so a write's answer, and any read after it, sees the change); changes made by
-  other processes (a CLI command beside ``serve``) are found before every lookup
-  (``PRAGMA data_version`` tells in microseconds whether anyone committed) and every
-  ``FOLLOW_INTERVAL_S``. Erased or expired personal data leaves the memory with the
+  other processes (a CLI command beside ``serve``) are found before every lookup (the
+  log's last ``seq``, one lookup of a few microseconds, against the last one applied)
+  and every ``FOLLOW_INTERVAL_S``. Erased or expired personal data leaves the memory with the
   rows: erasure and retention delete rows, and the deletions are changes like any other.
 - **Races**: a read that started before a change was applied and finishes after it is
   not kept if the change names one of its tags (``since``: the generation the read
@@ -169,7 +169,7 @@ class ReadyAnswers:
         if self.probe is None:
             return
         try:
-            if self.probe.changed():
+            if self.probe.last_seq() > self.applied_seq:
                 self.apply(self.probe.since(self.applied_seq))
         except Exception:  # cannot tell what changed: keep nothing
             log.warning("ready.refresh_failed", exc_info=True)
@@ -269,7 +269,6 @@ async def follow(app: web.Application) -> AsyncIterator[None]:
     ready_answers = app[READY]
     try:
         probe = changes.Probe(app[READER].path)
-        probe.changed()
         ready_answers.applied_seq = max(ready_answers.applied_seq, probe.last_seq())
     except Exception:  # no database yet (``/readyz`` says so): serve without ready answers
         log.warning("ready.disabled", exc_info=True)

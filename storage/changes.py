@@ -128,27 +128,21 @@ def prune(conn: _Executes, keep: int = 100_000) -> None:
 
 
 class Probe:
-    """Asks, in microseconds, whether another connection committed since it last asked
-    (``PRAGMA data_version``), and what changed. Its own read-only connection, used
-    from one thread (the event loop's): a query of a few microseconds there costs less
-    than a hand-off to a reader thread."""
+    """Asks, in microseconds, whether the change log holds rows after a given ``seq`` (one
+    indexed lookup of ``sqlite_sequence``), and which. Its own read-only connection,
+    used from one thread (the event loop's): a query of a few microseconds there costs
+    less than a hand-off to a reader thread."""
 
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         self._conn.execute("PRAGMA query_only=ON")
         self._conn.execute("PRAGMA busy_timeout=1000")
-        self._version: int | None = None
-
-    def changed(self) -> bool:
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        changed, self._version = version != self._version, version
-        return changed
-
-    def since(self, seq: int) -> list[Change]:
-        return changes_since(self._conn, seq)
 
     def last_seq(self) -> int:
         return last_seq(self._conn)
+
+    def since(self, seq: int) -> list[Change]:
+        return changes_since(self._conn, seq)
 
     def close(self) -> None:
         self._conn.close()
