@@ -90,7 +90,7 @@ async def run(requests: int, concurrency: int) -> None:
     sync = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         "sync",
@@ -103,7 +103,7 @@ async def run(requests: int, concurrency: int) -> None:
     serve = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         "serve",

@@ -8,8 +8,9 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from mirror import __version__, logs
-from mirror.cli import cli, load_config_or_exit
+from cli import logs
+from cli.main import cli, load_config_or_exit
+from mirror import __version__
 
 PARTNER_KEY = "pk-live-7f3a9c2e"
 SIM_OPTIONS = [

@@ -1,4 +1,4 @@
-"""``booxi-mirror db check|backup|vacuum`` (``db upgrade`` is in ``mirror.cli``)."""
+"""``booxi-mirror db check|backup|vacuum`` (``db upgrade`` is in ``cli.main``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import db_group, json_output_option, load_config_or_exit
+from cli import inspection
+from cli import output as out
+from cli.main import db_group, json_output_option, load_config_or_exit
 from storage import inspect as queries
 
 

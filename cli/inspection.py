@@ -149,7 +149,7 @@ async def replay_events(
 ) -> list[Replayed]:
     """Apply stored events (seq, event id, verified, body) again, ``REPLAY_BATCH`` per
     transaction through the writer; ``on_batch(events done)`` after each."""
-    from mirror.runtime import open_database
+    from cli.runtime import open_database
     from mirror.webhooks import MalformedEventError, WebhookEvent, parse_event, reapply_events
     from storage.writer import Writer
 

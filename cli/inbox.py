@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import cli, json_output_option
+from cli import inspection
+from cli import output as out
+from cli.main import cli, json_output_option
 from storage import inspect as queries
 
 if TYPE_CHECKING:

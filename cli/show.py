@@ -1,6 +1,6 @@
 """Inspection commands: ``calendar``, ``history``, ``booking``, ``clients search`` and
-``stats`` here; ``status``, ``inbox`` and ``db check|backup|vacuum`` in ``cli_status``,
-``cli_inbox`` and ``cli_db``, registered when this module is imported.
+``stats`` here; ``status``, ``inbox`` and ``db check|backup|vacuum`` in ``cli.status``,
+``cli.inbox`` and ``cli.db``, registered when this module is imported.
 
 They read the mirror's SQLite file directly and read-only (beside a running ``serve``,
 with Booxi unreachable) and print a table or, with ``--json``, data for scripts. Client
@@ -16,10 +16,9 @@ from typing import Any
 
 import click
 
-from mirror import cli_db, cli_inbox, cli_status  # noqa: F401  (they register commands)
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import cli, json_output_option
+from cli import db, inbox, inspection, status  # noqa: F401  (they register commands)
+from cli import output as out
+from cli.main import cli, json_output_option
 from mirror.vocabulary import EVENT_TYPES
 from storage import inspect as queries
 from storage import reads
@@ -230,7 +229,7 @@ def booking(booking_id: str, as_json: bool) -> None:
                     "modifiedOn": out.booxi_time(stored.modified_on),
                 },
                 "calendarEvents": [json.loads(raw) for raw, *_ in stored.events],
-                "webhookEvents": [cli_inbox.inbox_json(row) for row in stored.inbox],
+                "webhookEvents": [inbox.inbox_json(row) for row in stored.inbox],
             }
         )
         return
@@ -254,7 +253,7 @@ def booking(booking_id: str, as_json: bool) -> None:
         )
     console.print(events)
     if stored.inbox:
-        console.print(cli_inbox.inbox_table(stored.inbox, title="Webhook events"))
+        console.print(inbox.inbox_table(stored.inbox, title="Webhook events"))
 
 
 @cli.group("clients")

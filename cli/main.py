@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mirror import __version__, logs
+from cli import logs
+from mirror import __version__
 from mirror.config import (
     CONFIG_ENV,
     Config,
@@ -134,7 +135,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply schema migrations (also done at every start)."""
-    from mirror.runtime import open_database
+    from cli.runtime import open_database
     from storage.migrate import current_revision
 
     config = load_config_or_exit()
@@ -166,7 +167,7 @@ def db_upgrade() -> None:
 )
 def sync(merchant_ids: tuple[int, ...], staff_ids: tuple[int, ...]) -> None:
     """Run one sync pass now: reference data, then every staff calendar in scope."""
-    from mirror.runtime import sync_once
+    from cli.runtime import sync_once
 
     config = load_config_or_exit()
     config.require_partner_key()
@@ -204,7 +205,7 @@ def sync(merchant_ids: tuple[int, ...], staff_ids: tuple[int, ...]) -> None:
 @cli.command()
 def serve() -> None:
     """Run the mirror: API, webhook receiver and poller, until SIGTERM or Ctrl-C."""
-    from mirror.runtime import serve as run_serve
+    from cli.runtime import serve as run_serve
 
     config = load_config_or_exit()
     config.require_partner_key()
@@ -407,7 +408,7 @@ def demo(host: str, port: int, sim_port: int, seed: int, db: Path) -> None:
     receives its webhooks and serves the Booxi API from an SQLite file. Keys are
     generated and printed with example commands. Ctrl-C stops both.
     """
-    from mirror.demo import Demo, DemoStartError, banner, run_demo
+    from cli.demo import Demo, DemoStartError, banner, run_demo
 
     if sim_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--sim-port")
@@ -496,4 +497,4 @@ def _rfc3339(moment: dt.datetime) -> str:
 
 
 # Commands that live in their own modules register themselves on ``cli`` when imported.
-from mirror import cli_inspect, cli_privacy, cli_repair  # noqa: E402, F401
+from cli import privacy, repair, show  # noqa: E402, F401

@@ -6,9 +6,9 @@ import sys
 from collections import Counter
 from typing import Any
 
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import cli, json_output_option
+from cli import inspection
+from cli import output as out
+from cli.main import cli, json_output_option
 
 MARKERS = {"ok": "", "stale": "STALE", "failing": "FAILING", "never": "NEVER"}
 

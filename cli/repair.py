@@ -1,6 +1,6 @@
 """``booxi-mirror audit`` and ``booxi-mirror resync``: find and repair drift from Booxi.
 
-Registered on ``mirror.cli.cli`` when imported (``mirror.cli`` imports this module last).
+Registered on ``cli.main.cli`` when imported (``cli.main`` imports this module last).
 The commands parse options and run ``run_audit()`` / ``run_resync()``, which tests call.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mirror.cli import cli, load_config_or_exit
+from cli.main import cli, load_config_or_exit
 from mirror.config import Config
 
 if TYPE_CHECKING:
@@ -82,10 +82,10 @@ async def run_audit(
     on_recheck: Progress | None = None,
 ) -> AuditOutcome:
     """Audit (and with ``fix``, repair) the staff in scope; ``AuditError`` if impossible."""
+    from cli.runtime import open_runtime
     from mirror.audit import audit, audit_scope
     from mirror.poller import Window
     from mirror.repair import repair
-    from mirror.runtime import open_runtime
     from storage.times import utcnow
 
     async with open_runtime(config) as runtime:
@@ -172,8 +172,8 @@ async def run_resync(
     progress: Progress | None = None,
 ) -> ResyncResult:
     """Drop and rebuild the calendars in scope (see ``mirror.resync``)."""
+    from cli.runtime import open_runtime
     from mirror.resync import resync_staff
-    from mirror.runtime import open_runtime
 
     async with open_runtime(config) as runtime:
         return await resync_staff(
@@ -260,7 +260,7 @@ def _print_repair(repaired: RepairResult) -> None:
 
 
 def _print_summary(found: AuditResult) -> None:
-    from mirror.cli_output import console, table
+    from cli.output import console, table
 
     kinds = [k for k in KINDS if k in found.by_kind()]
     summary = table(
@@ -276,7 +276,7 @@ def _print_summary(found: AuditResult) -> None:
 
 
 def _print_differences(differences: Sequence[Difference]) -> None:
-    from mirror.cli_output import console, table
+    from cli.output import console, table
 
     listing = table("kind", "what", "mirror", "booxi", title="Differences", fixed=2)
     for diff in differences:
