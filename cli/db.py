@@ -1,7 +1,8 @@
-"""``booxi-mirror db check|backup|vacuum`` (``db upgrade`` is in ``cli.main``)."""
+"""``booxi-mirror db upgrade|check|backup|vacuum``: the mirror's database."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,29 @@ import click
 
 from cli import inspection
 from cli import output as out
-from cli.main import db_group, json_output_option, load_config_or_exit
+from cli.options import json_output_option, load_config_or_exit
 from storage import inspect as queries
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the mirror's database."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations (also done at every start)."""
+    from cli.runtime import open_database
+    from storage.migrate import current_revision
+
+    config = load_config_or_exit()
+
+    async def run() -> str | None:
+        async with open_database(config) as engine:
+            return await current_revision(engine)
+
+    revision = asyncio.run(run())
+    click.echo(f"database at revision {revision}")
 
 
 @db_group.command("check")

@@ -14,14 +14,14 @@ import click
 
 from cli import inspection
 from cli import output as out
-from cli.main import cli, json_output_option
+from cli.options import json_output_option
 from storage import inspect as queries
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 
-@cli.group("inbox")
+@click.group("inbox")
 def inbox_group() -> None:
     """List, show or replay the webhooks received."""
 

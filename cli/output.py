@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import click
 
 from cli import inspection
-from cli.main import load_config_or_exit
+from cli.options import load_config_or_exit
 from mirror.config import Config
 from storage.errors import NotFoundError
 from storage.times import parse_instant

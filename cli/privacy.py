@@ -8,11 +8,11 @@ import json
 
 import click
 
-from cli.main import cli, load_config_or_exit
+from cli.options import load_config_or_exit
 from storage.times import utcnow
 
 
-@cli.group("privacy")
+@click.group("privacy")
 def privacy_group() -> None:
     """Enforce retention of clients' personal data, or report what is held."""
 

@@ -1,6 +1,5 @@
 """``booxi-mirror audit`` and ``booxi-mirror resync``: find and repair drift from Booxi.
 
-Registered on ``cli.main.cli`` when imported (``cli.main`` imports this module last).
 The commands parse options and run ``run_audit()`` / ``run_resync()``, which tests call.
 """
 
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.main import cli, load_config_or_exit
+from cli.options import load_config_or_exit
 from mirror.config import Config
 
 if TYPE_CHECKING:
@@ -106,7 +105,7 @@ async def run_audit(
         return AuditOutcome(found, repaired)
 
 
-@cli.command()
+@click.command()
 @_merchant_option("Only this store's staff (repeatable).")
 @_staff_option("Only this staff member (repeatable).")
 @click.option("--repair", "fix", is_flag=True, help="Fix what is found, then audit again.")
@@ -187,7 +186,7 @@ async def run_resync(
         )
 
 
-@cli.command()
+@click.command()
 @_staff_option("Rebuild this staff member's calendar (repeatable).")
 @_merchant_option("Rebuild every calendar of this store (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Rebuild every calendar in [sync] scope.")

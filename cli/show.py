@@ -1,6 +1,6 @@
 """Inspection commands: ``calendar``, ``history``, ``booking``, ``clients search`` and
 ``stats`` here; ``status``, ``inbox`` and ``db check|backup|vacuum`` in ``cli.status``,
-``cli.inbox`` and ``cli.db``, registered when this module is imported.
+``cli.inbox`` and ``cli.db``. ``cli.main`` adds them all to the group.
 
 They read the mirror's SQLite file directly and read-only (beside a running ``serve``,
 with Booxi unreachable) and print a table or, with ``--json``, data for scripts. Client
@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from cli import db, inbox, inspection, status  # noqa: F401  (they register commands)
+from cli import inbox, inspection
 from cli import output as out
-from cli.main import cli, json_output_option
+from cli.options import json_output_option
 from mirror.vocabulary import EVENT_TYPES
 from storage import inspect as queries
 from storage import reads
@@ -55,7 +55,7 @@ _from_option = click.option(
 )
 
 
-@cli.command()
+@click.command()
 @click.option("--staff", "staff_id", type=int, required=True, metavar="ID", help="Staff id.")
 @_from_option
 @click.option(
@@ -142,7 +142,7 @@ def calendar(
         console.print(f"Not covered by the mirror (never polled or filled): {spans}")
 
 
-@cli.command()
+@click.command()
 @click.option("--client", "client_id", type=int, metavar="ID", help="Booxi client id.")
 @click.option(
     "--external-id",
@@ -207,7 +207,7 @@ def history(
     out.console().print(table)
 
 
-@cli.command()
+@click.command()
 @click.argument("booking_id", metavar="ID")
 @json_output_option
 def booking(booking_id: str, as_json: bool) -> None:
@@ -256,7 +256,7 @@ def booking(booking_id: str, as_json: bool) -> None:
         console.print(inbox.inbox_table(stored.inbox, title="Webhook events"))
 
 
-@cli.group("clients")
+@click.group("clients")
 def clients_group() -> None:
     """Look up the clients the mirror holds."""
 
@@ -327,7 +327,7 @@ def clients_search(
     out.console().print(table)
 
 
-@cli.command()
+@click.command()
 @json_output_option
 def stats(as_json: bool) -> None:
     """Show row counts, sizes and personal data held.

@@ -6,14 +6,16 @@ import sys
 from collections import Counter
 from typing import Any
 
+import click
+
 from cli import inspection
 from cli import output as out
-from cli.main import cli, json_output_option
+from cli.options import json_output_option
 
 MARKERS = {"ok": "", "stale": "STALE", "failing": "FAILING", "never": "NEVER"}
 
 
-@cli.command()
+@click.command()
 @json_output_option
 def status(as_json: bool) -> None:
     """Show how fresh each staff calendar is; exit 2 if any is stale.

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import logs
-from cli.main import cli, load_config_or_exit
+from cli.main import cli
+from cli.options import load_config_or_exit
 from mirror import __version__
 
 PARTNER_KEY = "pk-live-7f3a9c2e"
