@@ -12,7 +12,7 @@ import click
 from cli import inspection
 from cli import output as out
 from cli.options import json_output_option, load_config_or_exit
-from storage import inspect as queries
+from storage import inspection as queries
 
 
 @click.group("db")

@@ -15,7 +15,7 @@ import click
 from cli import inspection
 from cli import output as out
 from cli.options import json_output_option
-from storage import inspect as queries
+from storage import inspection as queries
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -2,7 +2,7 @@
 read-only, judge freshness, replay inbox events, back up, vacuum.
 
 Nothing here calls Booxi: every command works with Booxi unreachable. Reads use a plain
-``sqlite3`` connection opened read-only (``storage.inspect``), so they run beside
+``sqlite3`` connection opened read-only (``storage.inspection``), so they run beside
 ``serve``; the one write, ``inbox replay``, goes through the storage ``Writer``.
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from mirror.config import Config
 from mirror.errors import ConfigError
-from storage import inspect
+from storage import inspection as queries
 from storage.times import utcnow
 
 REPLAY_BATCH = 200  # events per transaction of a replay
@@ -49,8 +49,8 @@ def database_path(config: Config) -> Path:
 def read_only(config: Config) -> Iterator[sqlite3.Connection]:
     """A read-only connection to the mirror's database, all reads in one snapshot."""
     try:
-        conn = inspect.connect_readonly(database_path(config))
-    except inspect.NotAMirrorError as error:
+        conn = queries.connect_readonly(database_path(config))
+    except queries.NotAMirrorError as error:
         raise InspectError(str(error)) from None
     try:
         conn.execute("BEGIN")
@@ -68,7 +68,7 @@ def file_sizes(path: Path) -> tuple[int, int]:
 # ---- status -----------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class StaffStatus:
-    sync: inspect.StaffSync
+    sync: queries.StaffSync
     age_s: float | None
     state: str  # ok, stale, failing, never
 
@@ -82,7 +82,7 @@ class Status:
     checked_at: dt.datetime
     staleness_s: float
     staff: list[StaffStatus]
-    reference: inspect.ScopeSync | None
+    reference: queries.ScopeSync | None
     latest_webhook_at: dt.datetime | None
 
     @property
@@ -99,7 +99,7 @@ class Status:
         return None if moment is None else max(0.0, (self.checked_at - moment).total_seconds())
 
 
-def staff_state(sync: inspect.StaffSync, staleness_s: float, now: dt.datetime) -> str:
+def staff_state(sync: queries.StaffSync, staleness_s: float, now: dt.datetime) -> str:
     """The read API's staleness rule (``api.freshness.Freshness.stale``): never synced,
     failing at the last attempt, or last synced more than ``staleness_s`` ago."""
     if sync.last_success_at is None:
@@ -121,14 +121,14 @@ def read_status(conn: sqlite3.Connection, config: Config, now: dt.datetime | Non
             None if sync.last_success_at is None else (now - sync.last_success_at).total_seconds(),
             staff_state(sync, staleness, now),
         )
-        for sync in inspect.list_staff_syncs(conn, config.sync.merchant_ids)
+        for sync in queries.list_staff_syncs(conn, config.sync.merchant_ids)
     ]
     return Status(
         checked_at=now,
         staleness_s=staleness,
         staff=staff,
-        reference=inspect.find_scope_sync(conn, "reference"),
-        latest_webhook_at=inspect.find_latest_webhook_at(conn),
+        reference=queries.find_scope_sync(conn, "reference"),
+        latest_webhook_at=queries.find_latest_webhook_at(conn),
     )
 
 

@@ -20,9 +20,9 @@ from cli import inbox, inspection
 from cli import output as out
 from cli.options import json_output_option
 from mirror.vocabulary import EVENT_TYPES
-from storage import inspect as queries
+from storage import inspection as queries
 from storage import reads
-from storage.inspect import person_name
+from storage.inspection import person_name
 from storage.times import instant_key, utcnow
 
 MAX_EVENTS = 100_000  # calendar events shown at once
