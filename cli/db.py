@@ -89,8 +89,6 @@ def db_backup(path: Path, force: bool, as_json: bool) -> None:
 
     try:
         size, check = inspection.backup(config, path, force=force, on_progress=progress)
-    except inspection.InspectError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -113,10 +111,7 @@ def db_vacuum(as_json: bool) -> None:
     """
     config = load_config_or_exit()
     click.echo("vacuuming...", err=True)
-    try:
-        before, after = inspection.vacuum(config)
-    except inspection.InspectError as error:
-        raise click.ClickException(str(error)) from None
+    before, after = inspection.vacuum(config)
     if as_json:
         out.print_json(
             {

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from cli.runtime import serve
 from mirror.config import Config
+from storage.errors import UserError
 
 if TYPE_CHECKING:
     from simulator import SimSettings
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 API_PREFIX = "/booking/v1"
 
 
-class DemoStartError(Exception):
+class DemoStartError(UserError):
     """The simulator or the mirror could not start (a port in use, most often)."""
 
 

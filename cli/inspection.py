@@ -21,13 +21,14 @@ from urllib.parse import quote
 from mirror.config import Config
 from mirror.errors import ConfigError
 from storage import inspection as queries
+from storage.errors import UserError
 from storage.times import utcnow
 
 REPLAY_BATCH = 200  # events per transaction of a replay
 BACKUP_STEP_PAGES = 1024  # pages copied per step of a backup (4 MiB at 4 KiB pages)
 
 
-class InspectError(Exception):
+class InspectError(UserError):
     """An operator-facing failure: ``str(error)`` is one line for ``Error: ...``."""
 
 
@@ -47,11 +48,9 @@ def database_path(config: Config) -> Path:
 
 @contextlib.contextmanager
 def read_only(config: Config) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to the mirror's database, all reads in one snapshot."""
-    try:
-        conn = queries.connect_readonly(database_path(config))
-    except queries.NotAMirrorError as error:
-        raise InspectError(str(error)) from None
+    """A read-only connection to the mirror's database, all reads in one snapshot;
+    ``NotAMirrorError`` (a ``UserError``) when the file is missing or not a mirror's."""
+    conn = queries.connect_readonly(database_path(config))
     try:
         conn.execute("BEGIN")
         yield conn

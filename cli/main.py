@@ -2,9 +2,10 @@
 
 Commands stay thin: they parse options, load the config with
 ``cli.options.load_config_or_exit()`` when they need it, and call one function. An
-operator mistake (``ConfigError``) prints ``Error: <one line>`` and exits 1, never a
-traceback. The command modules import nothing heavy at the top, so that ``--help``
-stays quick; each command imports what it runs.
+operator mistake (a ``storage.errors.UserError``: a bad config, a database file that is
+not a mirror's...) prints ``Error: <one line>`` and exits 1, never a traceback. The
+command modules import nothing heavy at the top, so that ``--help`` stays quick; each
+command imports what it runs.
 """
 
 from pathlib import Path
@@ -15,16 +16,17 @@ from cli import config, db, inbox, logs, privacy, repair, serve, show, sim, stat
 from cli.options import GlobalOptions
 from mirror import __version__
 from mirror.config import CONFIG_ENV
-from mirror.errors import ConfigError
+from storage.errors import UserError
 
 
 class _MirrorGroup(click.Group):
-    """Turns a ``ConfigError`` from any command into ``Error: <message>`` and exit 1."""
+    """Runs the command; an operator error (``UserError``) from any command becomes
+    ``Error: <message>`` and exit status 1, never a traceback. The one place it is caught."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
+        except UserError as exc:
             raise click.ClickException(str(exc)) from None
 
 

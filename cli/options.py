@@ -13,7 +13,6 @@ import click
 
 from cli import logs
 from mirror.config import Config, load_config
-from mirror.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -31,13 +30,10 @@ def global_options() -> GlobalOptions:
 def load_config_or_exit() -> Config:
     """The config for the running command, its secrets registered for log redaction.
 
-    A ``ConfigError`` (here, or later from ``config.require_partner_key()``) becomes
-    ``Error: <message>`` on stderr and exit status 1.
+    A ``ConfigError`` (here, or later from ``config.require_partner_key()``) is a
+    ``UserError``: the group (``cli.main``) prints ``Error: <message>`` and exits 1.
     """
-    try:
-        config = load_config(global_options().config_path, os.environ)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = load_config(global_options().config_path, os.environ)
     for secret in config.iter_secrets():
         logs.register_secret(secret)
     return config

@@ -120,8 +120,6 @@ def audit(
     missing, extra, moved_staff, status_differs, older_version, newer_version,
     content_differs. Exit status: 0 no difference left, 3 differences, 1 error.
     """
-    from mirror.audit import AuditError
-
     config = load_config_or_exit()
     config.require_partner_key()
     bars = [_Progress("staff audited"), _Progress("staff repaired"), _Progress("staff rechecked")]
@@ -137,8 +135,6 @@ def audit(
                 on_recheck=bars[2],
             )
         )
-    except AuditError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         for bar in bars:
             bar.close()
@@ -200,8 +196,6 @@ def resync(staff_ids: tuple[int, ...], merchant_ids: tuple[int, ...], everything
     """
     if sum(map(bool, (staff_ids, merchant_ids, everything))) != 1:
         raise click.UsageError("give one of --staff ID, --merchant ID or --all")
-    from mirror.resync import ResyncError
-
     config = load_config_or_exit()
     config.require_partner_key()
     bar = _Progress("staff calendars")
@@ -214,8 +208,6 @@ def resync(staff_ids: tuple[int, ...], merchant_ids: tuple[int, ...], everything
                 progress=bar,
             )
         )
-    except ResyncError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         bar.close()
     polls, dropped = result.polls, result.dropped

@@ -2,6 +2,7 @@
 mirror wired to it (``cli.demo``)."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 from pathlib import Path
@@ -211,19 +212,15 @@ def demo(host: str, port: int, sim_port: int, seed: int, db: Path) -> None:
     receives its webhooks and serves the Booxi API from an SQLite file. Keys are
     generated and printed with example commands. Ctrl-C stops both.
     """
-    from cli.demo import Demo, DemoStartError, banner, run_demo
+    from cli.demo import Demo, banner, run_demo
 
     if sim_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--sim-port")
     setup = Demo(host=host, port=port, sim_port=sim_port, db=db, seed=seed)
     for secret in setup.secrets():
         logs.register_secret(secret)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(setup, ready=lambda staff_id: click.echo(banner(setup, staff_id))))
-    except KeyboardInterrupt:
-        pass
-    except DemoStartError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo("Demo stopped.", err=True)
 
 
