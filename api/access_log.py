@@ -1,6 +1,6 @@
 """The mirror's access log: one structured ``http.request`` line per request.
 
-Fields (in ``extra=``, so the JSON formatter of ``mirror.logs`` makes them keys):
+Fields (in ``extra=``, so the JSON formatter of ``cli.logs`` makes them keys):
 ``method``, ``route`` (the route's name in ``api.routes``, ``unmatched`` for a path no
 route serves), ``path``, ``status``, ``duration_ms``, ``remote`` and ``bytes`` (body
 bytes sent). The query string is never logged: its values can be e-mail addresses and

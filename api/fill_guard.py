@@ -16,7 +16,7 @@ from the one rate budget that polling needs too (``mirror.budget``).
   read the mirror can answer from storage, or a remembered 404, costs nothing.
 
 The third guard is in the budget itself: while polls wait for it, fills get at most half
-of it (``RateBudget.limit_share``, switched on by ``mirror.runtime``).
+of it (``RateBudget.limit_share``, switched on by ``cli.runtime``).
 """
 
 from __future__ import annotations

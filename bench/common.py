@@ -23,14 +23,14 @@ def clean_env() -> dict[str, str]:
 
 
 async def start_serve(config: Path, log: Path) -> tuple[asyncio.subprocess.Process, float]:
-    """A real ``booxi-mirror serve`` (``python -m mirror``), its stderr appended to ``log``;
+    """A real ``booxi-mirror serve`` (``python -m cli``), its stderr appended to ``log``;
     returns it once it listens, with the seconds that took (interpreter start included)."""
     began = time.perf_counter()
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mirror",
+            "cli",
             "--config",
             str(config),
             "serve",

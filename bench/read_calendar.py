@@ -107,7 +107,7 @@ async def run(seconds: float, connections: int) -> None:
     await web.TCPSite(runner, "127.0.0.1", sim_port).start()
     config = write_config(folder, sim_port, port)
     sync = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mirror", "--config", str(config), "sync",
+        sys.executable, "-m", "cli", "--config", str(config), "sync",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
     )  # fmt: skip
     out, _ = await sync.communicate()

@@ -98,7 +98,7 @@ async def start_sim(folder: Path, sim_port: int, port: int) -> asyncio.subproces
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mirror",
+            "cli",
             "sim",
             "--host",
             "127.0.0.1",
@@ -139,7 +139,7 @@ async def sync_once(config: Path) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         "sync",

@@ -140,7 +140,7 @@ async def start_mirror(config: Path) -> asyncio.subprocess.Process:
         sys.executable,
         *PROFILE,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         "serve",

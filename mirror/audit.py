@@ -45,7 +45,7 @@ from mirror.client import BooxiClient
 from mirror.poller import BOOXI_PAST_LIMIT, Window
 from mirror.sync import CONCURRENCY, staff_in_scope
 from storage import pii, resync
-from storage.errors import MalformedError
+from storage.errors import MalformedError, UserError
 from storage.rows import Json, booking_row
 from storage.times import instant_key, parse_instant, utcnow
 
@@ -65,7 +65,7 @@ LATE_MARGIN = dt.timedelta(seconds=30)  # a window that began long ago is cut to
 Progress = Callable[[int, int], None]
 
 
-class AuditError(Exception):
+class AuditError(UserError):
     """The audit could not be made (Booxi unreachable or refusing, nothing in scope)."""
 
 

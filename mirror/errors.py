@@ -1,7 +1,9 @@
 """Errors raised by the mirror package."""
 
+from storage.errors import UserError
 
-class ConfigError(Exception):
+
+class ConfigError(UserError):
     """The configuration is unusable: a bad file, key, value or environment variable.
 
     ``str(error)`` is one line naming the source, the section and key, and the fix, so the

@@ -32,13 +32,14 @@ from mirror.poller import (
 )
 from mirror.sync import CONCURRENCY, UNREACHABLE_AFTER, staff_in_scope
 from storage import resync
+from storage.errors import UserError
 from storage.times import utcnow
 from storage.writer import Writer
 
 log = logging.getLogger(__name__)
 
 
-class ResyncError(Exception):
+class ResyncError(UserError):
     """Nothing was dropped: the reference data could not be refreshed."""
 
 

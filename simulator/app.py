@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from simulator import availability, bookings, calendar, clients, control, directory, links
+from simulator import availability, bookings, calendars, clients, control, directory, links
 from simulator.answers import event_content
 from simulator.dialects import ActiveDialects
 from simulator.faults import Faults
@@ -35,7 +35,7 @@ MAX_BODY = 1024 * 1024
 REQUEST_LOG_SIZE = 20_000
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/calendar", calendar.get_calendar),
+    ("GET", "/calendar", calendars.get_calendar),
     ("GET", "/booking", bookings.list_bookings),
     ("POST", "/booking", bookings.create_booking),
     ("GET", "/booking/{bookingId}", bookings.get_booking),

@@ -13,7 +13,7 @@ Knows nothing of HTTP or of Booxi's API, only of Booxi's JSON objects. Public na
 - ``storage.dialect``: the only place that tells SQLite and PostgreSQL apart.
 - ``storage.resync``: a staff member's calendar window as held: read for an audit,
   rewritten where it drifted, dropped before a rebuild (``drop_staff_window``).
-- ``storage.inspect``: read-only queries of the inspection commands, on a plain
+- ``storage.inspection``: read-only queries of the inspection commands, on a plain
   ``sqlite3`` connection (``connect_readonly``); ``storage.replay``: which rows of a
   replayed webhook event would change the mirror.
 """

@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
-from storage.types import UtcDateTime
+from storage.column_types import UtcDateTime
 
 SOURCES = ("poll", "webhook", "write", "fill")
 

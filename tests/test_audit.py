@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli import repair as cli_repair
+from cli.main import cli
 from mirror import audit as audit_module
-from mirror import cli_repair
 from mirror.audit import AuditError, audit
-from mirror.cli import cli
 from mirror.poller import Window, poll_staff_calendar
 from mirror.repair import repair
 from mirror.resync import ResyncError, resync_staff
@@ -145,7 +145,7 @@ async def _run(config: Path, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         *args,

@@ -8,8 +8,17 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from mirror import __version__, logs
-from mirror.cli import cli, load_config_or_exit
+from cli import logs
+from cli.demo import DemoStartError
+from cli.inspection import InspectError
+from cli.main import cli
+from cli.options import load_config_or_exit
+from mirror import __version__
+from mirror.audit import AuditError
+from mirror.errors import ConfigError
+from mirror.resync import ResyncError
+from storage.errors import UserError
+from storage.inspection import NotAMirrorError
 
 PARTNER_KEY = "pk-live-7f3a9c2e"
 SIM_OPTIONS = [
@@ -220,6 +229,40 @@ def test_config_error_from_any_command_is_one_error_line(monkeypatch: pytest.Mon
     result = run_cli("needs-key")
 
     assert_one_error_line(result, "[booxi] partner_key is not set")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ConfigError, NotAMirrorError, AuditError, ResyncError, InspectError, DemoStartError],
+    ids=lambda error: error.__name__,
+)
+def test_user_error_from_any_command_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, error: type[UserError]
+) -> None:
+    assert issubclass(error, UserError)
+
+    @click.command("refused")
+    def refused() -> None:
+        raise error("cannot be done: do this instead")
+
+    monkeypatch.setitem(cli.commands, "refused", refused)
+
+    result = run_cli("refused")
+
+    assert_one_error_line(result, "cannot be done: do this instead")
+
+
+def test_other_errors_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command("broken")
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(cli.commands, "broken", broken)
+
+    result = run_cli("broken")
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RuntimeError)
 
 
 # Logging set up by the CLI

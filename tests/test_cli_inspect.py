@@ -31,7 +31,7 @@ async def _cli(config: Path, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         *args,

@@ -43,7 +43,7 @@ async def _run(*args: str, within_s: float = 60) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -71,7 +71,7 @@ async def _start_serve(config: Path) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         "serve",
@@ -183,8 +183,8 @@ async def test_serve_receives_webhooks_polls_and_stops_gracefully(sim: Sim, tmp_
 # ("status <exit code>", negative for a signal).
 _WARM_SERVE = """
 import os, shlex, sys
-import api.app, mirror.runtime
-from mirror.cli import cli
+import api.app, cli.runtime
+from cli.main import cli
 for line in sys.stdin:
     if line.startswith("reap "):
         _, status = os.waitpid(int(line.split()[1]), 0)
@@ -338,7 +338,7 @@ async def test_sigkill_during_a_sync_pass_leaves_a_sound_database(make_sim, tmp_
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "--config",
         str(config),
         "sync",

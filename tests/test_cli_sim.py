@@ -54,7 +54,7 @@ async def run_sim(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         *args,
         f"--port={port}",
         stdout=asyncio.subprocess.PIPE,
@@ -217,7 +217,7 @@ async def test_demo_on_a_busy_port_is_one_error_line(tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mirror",
+            "cli",
             "demo",
             f"--port={_free_port()}",
             f"--sim-port={sim.port}",
@@ -238,7 +238,7 @@ async def test_sim_on_a_busy_port_is_one_error_line() -> None:
         second = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mirror",
+            "cli",
             "sim",
             "--stores",
             "1",
@@ -259,7 +259,7 @@ async def test_sim_refuses_a_bad_signing_secret(secret: str) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mirror",
+        "cli",
         "sim",
         "--signing-secret",
         secret,

@@ -47,7 +47,7 @@ async def _serve(tmp_path: Path, **api: float) -> AsyncIterator[str]:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mirror",
+            "cli",
             "--config",
             str(config),
             "serve",

@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from mirror.cli import cli
+from cli.main import cli
 from mirror.config import ApiKey, Config, load_config
 
 ROOT = Path(__file__).parent.parent

@@ -110,7 +110,7 @@ async def _mirror(config: Path, *args: str, stderr: Path) -> asyncio.subprocess.
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "mirror",
+            "cli",
             "--config",
             str(config),
             "-vv",

@@ -430,7 +430,7 @@ async def test_force_faults_are_validated_all_or_nothing(sim: Sim, body: dict[st
 def test_cli_sim_refuses_unknown_or_clashing_dialects() -> None:
     from click.testing import CliRunner
 
-    from mirror.cli import cli
+    from cli.main import cli
 
     runner = CliRunner()
     result = runner.invoke(cli, ["sim", "--dialect", "no-such"])

@@ -8,11 +8,11 @@ import json
 
 import click
 
-from mirror.cli import cli, load_config_or_exit
+from cli.options import load_config_or_exit
 from storage.times import utcnow
 
 
-@cli.group("privacy")
+@click.group("privacy")
 def privacy_group() -> None:
     """Enforce retention of clients' personal data, or report what is held."""
 
@@ -21,8 +21,8 @@ def privacy_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def privacy_enforce(as_json: bool) -> None:
     """Strip the personal data of clients past [privacy] retention_days, everywhere."""
+    from cli.runtime import open_database
     from mirror.privacy import enforce_retention
-    from mirror.runtime import open_database
     from storage.writer import Writer
 
     config = load_config_or_exit()
@@ -59,7 +59,7 @@ def privacy_enforce(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def privacy_report(as_json: bool) -> None:
     """Which clients' personal data the mirror holds, and how old their bookings are."""
-    from mirror.runtime import open_database
+    from cli.runtime import open_database
     from storage.erasure import retention_report
 
     config = load_config_or_exit()

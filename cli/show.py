@@ -1,6 +1,6 @@
 """Inspection commands: ``calendar``, ``history``, ``booking``, ``clients search`` and
-``stats`` here; ``status``, ``inbox`` and ``db check|backup|vacuum`` in ``cli_status``,
-``cli_inbox`` and ``cli_db``, registered when this module is imported.
+``stats`` here; ``status``, ``inbox`` and ``db check|backup|vacuum`` in ``cli.status``,
+``cli.inbox`` and ``cli.db``. ``cli.main`` adds them all to the group.
 
 They read the mirror's SQLite file directly and read-only (beside a running ``serve``,
 with Booxi unreachable) and print a table or, with ``--json``, data for scripts. Client
@@ -16,14 +16,13 @@ from typing import Any
 
 import click
 
-from mirror import cli_db, cli_inbox, cli_status  # noqa: F401  (they register commands)
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import cli, json_output_option
+from cli import inbox, inspection
+from cli import output as out
+from cli.options import json_output_option
 from mirror.vocabulary import EVENT_TYPES
-from storage import inspect as queries
+from storage import inspection as queries
 from storage import reads
-from storage.inspect import person_name
+from storage.inspection import person_name
 from storage.times import instant_key, utcnow
 
 MAX_EVENTS = 100_000  # calendar events shown at once
@@ -56,7 +55,7 @@ _from_option = click.option(
 )
 
 
-@cli.command()
+@click.command()
 @click.option("--staff", "staff_id", type=int, required=True, metavar="ID", help="Staff id.")
 @_from_option
 @click.option(
@@ -143,7 +142,7 @@ def calendar(
         console.print(f"Not covered by the mirror (never polled or filled): {spans}")
 
 
-@cli.command()
+@click.command()
 @click.option("--client", "client_id", type=int, metavar="ID", help="Booxi client id.")
 @click.option(
     "--external-id",
@@ -208,7 +207,7 @@ def history(
     out.console().print(table)
 
 
-@cli.command()
+@click.command()
 @click.argument("booking_id", metavar="ID")
 @json_output_option
 def booking(booking_id: str, as_json: bool) -> None:
@@ -230,7 +229,7 @@ def booking(booking_id: str, as_json: bool) -> None:
                     "modifiedOn": out.booxi_time(stored.modified_on),
                 },
                 "calendarEvents": [json.loads(raw) for raw, *_ in stored.events],
-                "webhookEvents": [cli_inbox.inbox_json(row) for row in stored.inbox],
+                "webhookEvents": [inbox.inbox_json(row) for row in stored.inbox],
             }
         )
         return
@@ -254,10 +253,10 @@ def booking(booking_id: str, as_json: bool) -> None:
         )
     console.print(events)
     if stored.inbox:
-        console.print(cli_inbox.inbox_table(stored.inbox, title="Webhook events"))
+        console.print(inbox.inbox_table(stored.inbox, title="Webhook events"))
 
 
-@cli.group("clients")
+@click.group("clients")
 def clients_group() -> None:
     """Look up the clients the mirror holds."""
 
@@ -328,7 +327,7 @@ def clients_search(
     out.console().print(table)
 
 
-@cli.command()
+@click.command()
 @json_output_option
 def stats(as_json: bool) -> None:
     """Show row counts, sizes and personal data held.

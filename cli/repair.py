@@ -1,6 +1,5 @@
 """``booxi-mirror audit`` and ``booxi-mirror resync``: find and repair drift from Booxi.
 
-Registered on ``mirror.cli.cli`` when imported (``mirror.cli`` imports this module last).
 The commands parse options and run ``run_audit()`` / ``run_resync()``, which tests call.
 """
 
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mirror.cli import cli, load_config_or_exit
+from cli.options import load_config_or_exit
 from mirror.config import Config
 
 if TYPE_CHECKING:
@@ -82,10 +81,10 @@ async def run_audit(
     on_recheck: Progress | None = None,
 ) -> AuditOutcome:
     """Audit (and with ``fix``, repair) the staff in scope; ``AuditError`` if impossible."""
+    from cli.runtime import open_runtime
     from mirror.audit import audit, audit_scope
     from mirror.poller import Window
     from mirror.repair import repair
-    from mirror.runtime import open_runtime
     from storage.times import utcnow
 
     async with open_runtime(config) as runtime:
@@ -106,7 +105,7 @@ async def run_audit(
         return AuditOutcome(found, repaired)
 
 
-@cli.command()
+@click.command()
 @_merchant_option("Only this store's staff (repeatable).")
 @_staff_option("Only this staff member (repeatable).")
 @click.option("--repair", "fix", is_flag=True, help="Fix what is found, then audit again.")
@@ -121,8 +120,6 @@ def audit(
     missing, extra, moved_staff, status_differs, older_version, newer_version,
     content_differs. Exit status: 0 no difference left, 3 differences, 1 error.
     """
-    from mirror.audit import AuditError
-
     config = load_config_or_exit()
     config.require_partner_key()
     bars = [_Progress("staff audited"), _Progress("staff repaired"), _Progress("staff rechecked")]
@@ -138,8 +135,6 @@ def audit(
                 on_recheck=bars[2],
             )
         )
-    except AuditError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         for bar in bars:
             bar.close()
@@ -172,8 +167,8 @@ async def run_resync(
     progress: Progress | None = None,
 ) -> ResyncResult:
     """Drop and rebuild the calendars in scope (see ``mirror.resync``)."""
+    from cli.runtime import open_runtime
     from mirror.resync import resync_staff
-    from mirror.runtime import open_runtime
 
     async with open_runtime(config) as runtime:
         return await resync_staff(
@@ -187,7 +182,7 @@ async def run_resync(
         )
 
 
-@cli.command()
+@click.command()
 @_staff_option("Rebuild this staff member's calendar (repeatable).")
 @_merchant_option("Rebuild every calendar of this store (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Rebuild every calendar in [sync] scope.")
@@ -201,8 +196,6 @@ def resync(staff_ids: tuple[int, ...], merchant_ids: tuple[int, ...], everything
     """
     if sum(map(bool, (staff_ids, merchant_ids, everything))) != 1:
         raise click.UsageError("give one of --staff ID, --merchant ID or --all")
-    from mirror.resync import ResyncError
-
     config = load_config_or_exit()
     config.require_partner_key()
     bar = _Progress("staff calendars")
@@ -215,8 +208,6 @@ def resync(staff_ids: tuple[int, ...], merchant_ids: tuple[int, ...], everything
                 progress=bar,
             )
         )
-    except ResyncError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         bar.close()
     polls, dropped = result.polls, result.dropped
@@ -260,7 +251,7 @@ def _print_repair(repaired: RepairResult) -> None:
 
 
 def _print_summary(found: AuditResult) -> None:
-    from mirror.cli_output import console, table
+    from cli.output import console, table
 
     kinds = [k for k in KINDS if k in found.by_kind()]
     summary = table(
@@ -276,7 +267,7 @@ def _print_summary(found: AuditResult) -> None:
 
 
 def _print_differences(differences: Sequence[Difference]) -> None:
-    from mirror.cli_output import console, table
+    from cli.output import console, table
 
     listing = table("kind", "what", "mirror", "booxi", title="Differences", fixed=2)
     for diff in differences:

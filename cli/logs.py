@@ -1,6 +1,6 @@
 """Logging set-up for the CLI: JSON lines on stderr, with secrets redacted.
 
-``configure_logging()`` is called once by ``mirror.cli``; every other module only does
+``configure_logging()`` is called once by ``cli.main``; every other module only does
 ``log = logging.getLogger(__name__)`` and logs with %-style arguments and ``extra=``.
 ``register_secret()`` adds a value (a key, a webhook secret) that must never reach a log
 line: the ``RedactSecrets`` filter on the handler replaces it with ``[redacted]``.

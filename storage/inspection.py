@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from storage.errors import NotFoundError
+from storage.errors import NotFoundError, UserError
 from storage.times import stored_utc
 
 REQUIRED_TABLES = ("alembic_version", "booking", "calendar_event", "sync_state", "inbox_event")
 
 
-class NotAMirrorError(Exception):
+class NotAMirrorError(UserError):
     """The file is missing, not SQLite, or not a mirror's database; the message says which."""
 
 

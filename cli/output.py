@@ -22,8 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
-from mirror import inspect as inspection
-from mirror.cli import load_config_or_exit
+from cli import inspection
+from cli.options import load_config_or_exit
 from mirror.config import Config
 from storage.errors import NotFoundError
 from storage.times import parse_instant
@@ -79,12 +79,13 @@ EXTERNAL_ID: click.ParamType = ExternalIdType()
 
 @contextlib.contextmanager
 def database() -> Iterator[tuple[Config, sqlite3.Connection]]:
-    """The config and a read-only connection; a missing or foreign file is an Error: line."""
+    """The config and a read-only connection; a missing or foreign file is an Error: line
+    (a ``UserError``), and so is a row the command looks up that is not there."""
     config = load_config_or_exit()
     try:
         with inspection.read_only(config) as conn:
             yield config, conn
-    except (inspection.InspectError, NotFoundError) as error:
+    except NotFoundError as error:
         raise click.ClickException(str(error)) from None
 
 

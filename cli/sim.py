@@ -1,217 +1,22 @@
-"""The ``booxi-mirror`` command: the composition root that wires config, logging and parts.
-
-Commands stay thin: they parse options, load the config with ``load_config_or_exit()``
-when they need it, and call one function. An operator mistake (``ConfigError``) prints
-``Error: <one line>`` and exits 1, never a traceback.
-"""
+"""``booxi-mirror sim`` and ``booxi-mirror demo``: the Booxi simulator alone, or with the
+mirror wired to it (``cli.demo``)."""
 
 import asyncio
+import contextlib
 import datetime as dt
-import json
-import os
 import secrets
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from mirror import __version__, logs
-from mirror.config import (
-    CONFIG_ENV,
-    Config,
-    check_signing_secret,
-    load_config,
-    resolve_config_path,
-)
-from mirror.errors import ConfigError
+from cli import logs
+from mirror.config import check_signing_secret
 from simulator.dialects import NAMES as SIM_DIALECTS
 
 if TYPE_CHECKING:
     from simulator import SimSettings
 
-
-@dataclass(frozen=True)
-class _GlobalOptions:
-    config_path: Path | None
-    verbosity: int
-
-
-class _MirrorGroup(click.Group):
-    """Turns a ``ConfigError`` from any command into ``Error: <message>`` and exit 1."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-@click.group(cls=_MirrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    envvar=CONFIG_ENV,
-    metavar="FILE",
-    show_envvar=True,
-    help="TOML config file; see config.example.toml.",
-)
-@click.option(
-    "-v", "--verbose", "verbosity", count=True, help="Log DEBUG lines (-vv: libraries too)."
-)
-@click.version_option(__version__, package_name="booxi-mirror", prog_name="booxi-mirror")
-@click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbosity: int) -> None:
-    """A local caching mirror for the Booxi booking API.
-
-    Settings come from the config file, overridden by environment variables named
-    BOOXI_MIRROR_<SECTION>__<KEY>, e.g. BOOXI_MIRROR_BOOXI__PARTNER_KEY.
-    """
-    ctx.obj = _GlobalOptions(config_path, verbosity)
-    logs.configure_logging(verbosity)
-
-
-def load_config_or_exit() -> Config:
-    """The config for the running command, its secrets registered for log redaction.
-
-    A ``ConfigError`` (here, or later from ``config.require_partner_key()``) becomes
-    ``Error: <message>`` on stderr and exit status 1.
-    """
-    try:
-        config = load_config(_global_options().config_path, os.environ)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    for secret in config.iter_secrets():
-        logs.register_secret(secret)
-    return config
-
-
-json_output_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON, for scripts."
-)
-"""Shared by the commands that print tables or reports: ``--json`` prints their data as
-JSON instead, for scripts."""
-
-
-def _global_options() -> _GlobalOptions:
-    options = click.get_current_context().find_object(_GlobalOptions)
-    return options if options is not None else _GlobalOptions(None, 0)
-
-
-# config
-
-
-@cli.group("config")
-def config_group() -> None:
-    """Check or show the effective configuration."""
-
-
-@config_group.command("check")
-def config_check() -> None:
-    """Load the config and say whether it is valid."""
-    load_config_or_exit()
-    path = resolve_config_path(_global_options().config_path, os.environ)
-    click.echo(f"config OK: {path if path is not None else 'defaults'}")
-
-
-@config_group.command("show")
-def config_show() -> None:
-    """Print the effective config as JSON, secrets masked."""
-    config = load_config_or_exit()
-    click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
-
-
-# db, sync, serve
-
-
-@cli.group("db")
-def db_group() -> None:
-    """Manage the mirror's database."""
-
-
-@db_group.command("upgrade")
-def db_upgrade() -> None:
-    """Apply schema migrations (also done at every start)."""
-    from mirror.runtime import open_database
-    from storage.migrate import current_revision
-
-    config = load_config_or_exit()
-
-    async def run() -> str | None:
-        async with open_database(config) as engine:
-            return await current_revision(engine)
-
-    revision = asyncio.run(run())
-    click.echo(f"database at revision {revision}")
-
-
-@cli.command()
-@click.option(
-    "--merchant",
-    "merchant_ids",
-    metavar="ID",
-    type=int,
-    multiple=True,
-    help="Only this store (repeatable); default: [sync] merchant_ids, else all.",
-)
-@click.option(
-    "--staff",
-    "staff_ids",
-    metavar="ID",
-    type=int,
-    multiple=True,
-    help="Only this staff member's calendar (repeatable).",
-)
-def sync(merchant_ids: tuple[int, ...], staff_ids: tuple[int, ...]) -> None:
-    """Run one sync pass now: reference data, then every staff calendar in scope."""
-    from mirror.runtime import sync_once
-
-    config = load_config_or_exit()
-    config.require_partner_key()
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label="staff calendars", file=sys.stderr)
-            bar.__enter__()
-        bar.update(1)
-
-    try:
-        result = asyncio.run(
-            sync_once(config, merchant_ids=merchant_ids, staff_ids=staff_ids, on_staff=progress)
-        )
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    polls = result.polls
-    click.echo(
-        f"synced {len(result.merchants)} store(s), {len(polls) - len(result.failures)} of "
-        f"{len(polls)} staff calendar(s): {sum(p.bookings for p in polls)} bookings, "
-        f"{sum(p.events for p in polls)} events, {sum(p.looked_up for p in polls)} looked up, "
-        f"in {result.duration_s:.1f} s"
-    )
-    if result.reference_error:
-        click.echo(f"reference data: {result.reference_error}", err=True)
-    for failed in result.failures:
-        click.echo(f"staff {failed.staff_id}: {failed.error}", err=True)
-    if not result.ok:
-        sys.exit(1)
-
-
-@cli.command()
-def serve() -> None:
-    """Run the mirror: API, webhook receiver and poller, until SIGTERM or Ctrl-C."""
-    from mirror.runtime import serve as run_serve
-
-    config = load_config_or_exit()
-    config.require_partner_key()
-    asyncio.run(run_serve(config, ready=lambda url: click.echo(f"booxi-mirror serving on {url}")))
-
-
-# sim and demo
 
 _host_option = click.option(
     "--host", metavar="HOST", default="127.0.0.1", show_default=True, help="Interface to listen on."
@@ -234,7 +39,7 @@ _seed_option = click.option(
 )
 
 
-@cli.command()
+@click.command()
 @_host_option
 @_port_option
 @_seed_option
@@ -373,7 +178,7 @@ def sim(
     )
 
 
-@cli.command()
+@click.command()
 @_host_option
 @click.option(
     "--port",
@@ -407,19 +212,15 @@ def demo(host: str, port: int, sim_port: int, seed: int, db: Path) -> None:
     receives its webhooks and serves the Booxi API from an SQLite file. Keys are
     generated and printed with example commands. Ctrl-C stops both.
     """
-    from mirror.demo import Demo, DemoStartError, banner, run_demo
+    from cli.demo import Demo, banner, run_demo
 
     if sim_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--sim-port")
     setup = Demo(host=host, port=port, sim_port=sim_port, db=db, seed=seed)
     for secret in setup.secrets():
         logs.register_secret(secret)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(setup, ready=lambda staff_id: click.echo(banner(setup, staff_id))))
-    except KeyboardInterrupt:
-        pass
-    except DemoStartError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo("Demo stopped.", err=True)
 
 
@@ -493,7 +294,3 @@ def _banner(settings: "SimSettings", base_url: str, keys_given: tuple[bool, bool
 
 def _rfc3339(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# Commands that live in their own modules register themselves on ``cli`` when imported.
-from mirror import cli_inspect, cli_privacy, cli_repair  # noqa: E402, F401

@@ -2,7 +2,7 @@
 read-only, judge freshness, replay inbox events, back up, vacuum.
 
 Nothing here calls Booxi: every command works with Booxi unreachable. Reads use a plain
-``sqlite3`` connection opened read-only (``storage.inspect``), so they run beside
+``sqlite3`` connection opened read-only (``storage.inspection``), so they run beside
 ``serve``; the one write, ``inbox replay``, goes through the storage ``Writer``.
 """
 
@@ -20,14 +20,15 @@ from urllib.parse import quote
 
 from mirror.config import Config
 from mirror.errors import ConfigError
-from storage import inspect
+from storage import inspection as queries
+from storage.errors import UserError
 from storage.times import utcnow
 
 REPLAY_BATCH = 200  # events per transaction of a replay
 BACKUP_STEP_PAGES = 1024  # pages copied per step of a backup (4 MiB at 4 KiB pages)
 
 
-class InspectError(Exception):
+class InspectError(UserError):
     """An operator-facing failure: ``str(error)`` is one line for ``Error: ...``."""
 
 
@@ -47,11 +48,9 @@ def database_path(config: Config) -> Path:
 
 @contextlib.contextmanager
 def read_only(config: Config) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to the mirror's database, all reads in one snapshot."""
-    try:
-        conn = inspect.connect_readonly(database_path(config))
-    except inspect.NotAMirrorError as error:
-        raise InspectError(str(error)) from None
+    """A read-only connection to the mirror's database, all reads in one snapshot;
+    ``NotAMirrorError`` (a ``UserError``) when the file is missing or not a mirror's."""
+    conn = queries.connect_readonly(database_path(config))
     try:
         conn.execute("BEGIN")
         yield conn
@@ -68,7 +67,7 @@ def file_sizes(path: Path) -> tuple[int, int]:
 # ---- status -----------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class StaffStatus:
-    sync: inspect.StaffSync
+    sync: queries.StaffSync
     age_s: float | None
     state: str  # ok, stale, failing, never
 
@@ -82,7 +81,7 @@ class Status:
     checked_at: dt.datetime
     staleness_s: float
     staff: list[StaffStatus]
-    reference: inspect.ScopeSync | None
+    reference: queries.ScopeSync | None
     latest_webhook_at: dt.datetime | None
 
     @property
@@ -99,7 +98,7 @@ class Status:
         return None if moment is None else max(0.0, (self.checked_at - moment).total_seconds())
 
 
-def staff_state(sync: inspect.StaffSync, staleness_s: float, now: dt.datetime) -> str:
+def staff_state(sync: queries.StaffSync, staleness_s: float, now: dt.datetime) -> str:
     """The read API's staleness rule (``api.freshness.Freshness.stale``): never synced,
     failing at the last attempt, or last synced more than ``staleness_s`` ago."""
     if sync.last_success_at is None:
@@ -121,14 +120,14 @@ def read_status(conn: sqlite3.Connection, config: Config, now: dt.datetime | Non
             None if sync.last_success_at is None else (now - sync.last_success_at).total_seconds(),
             staff_state(sync, staleness, now),
         )
-        for sync in inspect.list_staff_syncs(conn, config.sync.merchant_ids)
+        for sync in queries.list_staff_syncs(conn, config.sync.merchant_ids)
     ]
     return Status(
         checked_at=now,
         staleness_s=staleness,
         staff=staff,
-        reference=inspect.find_scope_sync(conn, "reference"),
-        latest_webhook_at=inspect.find_latest_webhook_at(conn),
+        reference=queries.find_scope_sync(conn, "reference"),
+        latest_webhook_at=queries.find_latest_webhook_at(conn),
     )
 
 
@@ -149,7 +148,7 @@ async def replay_events(
 ) -> list[Replayed]:
     """Apply stored events (seq, event id, verified, body) again, ``REPLAY_BATCH`` per
     transaction through the writer; ``on_batch(events done)`` after each."""
-    from mirror.runtime import open_database
+    from cli.runtime import open_database
     from mirror.webhooks import MalformedEventError, WebhookEvent, parse_event, reapply_events
     from storage.writer import Writer
 

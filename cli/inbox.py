@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import cli, json_output_option
-from storage import inspect as queries
+from cli import inspection
+from cli import output as out
+from cli.options import json_output_option
+from storage import inspection as queries
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 
-@cli.group("inbox")
+@click.group("inbox")
 def inbox_group() -> None:
     """List, show or replay the webhooks received."""
 

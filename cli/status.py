@@ -6,14 +6,16 @@ import sys
 from collections import Counter
 from typing import Any
 
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import cli, json_output_option
+import click
+
+from cli import inspection
+from cli import output as out
+from cli.options import json_output_option
 
 MARKERS = {"ok": "", "stale": "STALE", "failing": "FAILING", "never": "NEVER"}
 
 
-@cli.command()
+@click.command()
 @json_output_option
 def status(as_json: bool) -> None:
     """Show how fresh each staff calendar is; exit 2 if any is stale.

@@ -1,17 +1,39 @@
-"""``booxi-mirror db check|backup|vacuum`` (``db upgrade`` is in ``mirror.cli``)."""
+"""``booxi-mirror db upgrade|check|backup|vacuum``: the mirror's database."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mirror import cli_output as out
-from mirror import inspect as inspection
-from mirror.cli import db_group, json_output_option, load_config_or_exit
-from storage import inspect as queries
+from cli import inspection
+from cli import output as out
+from cli.options import json_output_option, load_config_or_exit
+from storage import inspection as queries
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the mirror's database."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations (also done at every start)."""
+    from cli.runtime import open_database
+    from storage.migrate import current_revision
+
+    config = load_config_or_exit()
+
+    async def run() -> str | None:
+        async with open_database(config) as engine:
+            return await current_revision(engine)
+
+    revision = asyncio.run(run())
+    click.echo(f"database at revision {revision}")
 
 
 @db_group.command("check")
@@ -67,8 +89,6 @@ def db_backup(path: Path, force: bool, as_json: bool) -> None:
 
     try:
         size, check = inspection.backup(config, path, force=force, on_progress=progress)
-    except inspection.InspectError as error:
-        raise click.ClickException(str(error)) from None
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -91,10 +111,7 @@ def db_vacuum(as_json: bool) -> None:
     """
     config = load_config_or_exit()
     click.echo("vacuuming...", err=True)
-    try:
-        before, after = inspection.vacuum(config)
-    except inspection.InspectError as error:
-        raise click.ClickException(str(error)) from None
+    before, after = inspection.vacuum(config)
     if as_json:
         out.print_json(
             {
