@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp.typedefs import Handler
 
-from api import book_now, calendar, clients, directory, history, ops, webhooks, writes
+from api import book_now, calendars, clients, directory, history, ops, webhooks, writes
 from api.booxi_shape import API_PREFIX as B
 
 ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     # reads, from storage (first-demand fill from Booxi where not covered)
-    ("GET", B + "/calendar", calendar.get_calendar, "calendar"),
+    ("GET", B + "/calendar", calendars.get_calendar, "calendar"),
     ("GET", B + "/booking", history.list_bookings, "booking-history"),
     ("GET", B + "/booking/{bookingId}", history.get_booking, "booking"),
     ("GET", B + "/merchant/list", directory.list_merchants, "merchant-list"),

@@ -31,9 +31,8 @@ FORBIDDEN = {
     "simulator": {"storage", "mirror", "api", "cli"},
 }
 # Modules named after a standard-library module that are waiting for their rename:
-# api/calendar.py is being edited by another change; rename it (e.g. api/calendars.py)
-# once that has landed, and empty this set.
-PENDING_RENAMES = {"api/calendar.py"}
+# Modules allowed a standard-library name for now (none).
+PENDING_RENAMES: set[str] = set()
 
 
 def module_name(path: Path, root: Path) -> str:
