@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 0.5
 PRUNE_EVERY_S = 60.0
-_RECENT = 1024  # drops remembered for reads in flight
+# Changes remembered for reads in flight (a read that started before the oldest one
+# remembered does not keep its answer): a count, not a number of commits, since one poll
+# commit may carry hundreds.
+_RECENT_CHANGES = 5_000
 _SINCE = web.RequestKey("ready_since", int)
 _KEY = web.RequestKey("ready_key", tuple)
 
@@ -86,9 +89,8 @@ class ReadyAnswers:
         self._by_tag: dict[str, set[Hashable]] = {}
         self._bytes = 0
         self._generation = 0
-        self._recent: collections.deque[tuple[int, tuple[Change, ...] | None]] = collections.deque(
-            maxlen=_RECENT
-        )
+        self._recent: collections.deque[tuple[int, tuple[Change, ...] | None]] = collections.deque()
+        self._recent_changes = 0
         self.applied_seq = 0
         self.probe: Probe | None = None
         self.enabled = True
@@ -191,18 +193,25 @@ class ReadyAnswers:
     def clear(self) -> None:
         """Drop everything (and make reads in flight not keep their answers)."""
         self._generation += 1
-        self._recent.append((self._generation, None))
+        self._remember(None)
         self.drops += len(self._entries)
         self._entries.clear()
         self._by_tag.clear()
         self._bytes = 0
+
+    def _remember(self, changes: tuple[Change, ...] | None) -> None:
+        self._recent.append((self._generation, changes))
+        self._recent_changes += len(changes) if changes else 1
+        while self._recent_changes > _RECENT_CHANGES and len(self._recent) > 1:
+            _, gone = self._recent.popleft()
+            self._recent_changes -= len(gone) if gone else 1
 
     def _drop(self, changes: Sequence[Change]) -> None:
         if any(c.tag == "*" for c in changes):
             self.clear()
             return
         self._generation += 1
-        self._recent.append((self._generation, tuple(changes)))
+        self._remember(tuple(changes))
         for change in changes:
             for key in list(self._by_tag.get(change.tag, ())):
                 ready = self._entries.get(key)

@@ -10,6 +10,7 @@ its inbox row without its body (``mirror.webhooks``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
@@ -28,6 +29,10 @@ from mirror.webhooks import (
 from storage import reads
 
 log = logging.getLogger(__name__)
+# Re-poll checks started by acknowledged events, held until done (asyncio keeps only weak
+# references to tasks). Under read load the check waits for the reader thread; the
+# event's acknowledgement does not wait for it.
+_repoll_checks: set[asyncio.Task[None]] = set()
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -50,13 +55,22 @@ async def receive(request: web.Request) -> web.Response:
     ):
         event = dataclasses.replace(event, retain=False)
     outcome = await request.app[WRITER].run_batched(apply_events, event)
-    if outcome == "applied":
-        await request_repoll(request, event.booking)
+    if outcome == "applied":  # after the 2xx: the check waits for a reader thread
+        task = asyncio.create_task(_repoll_after(request, event.booking))
+        _repoll_checks.add(task)
+        task.add_done_callback(_repoll_checks.discard)
     log.info(
         "webhook.received",
         extra={"event_id": event.event_id, "event_type": event.event_type, "outcome": outcome},
     )
     return web.json_response({"eventId": event.event_id, "outcome": outcome})
+
+
+async def _repoll_after(request: web.Request, booking: object) -> None:
+    try:
+        await request_repoll(request, booking)
+    except Exception as error:  # a closing reader at shutdown: the next poll settles ids
+        log.warning("webhook.repoll_check_failed", extra={"error": type(error).__name__})
 
 
 async def request_repoll(request: web.Request, booking: object) -> None:

@@ -24,9 +24,8 @@ has applied everything up to ``seq`` N has missed nothing below it.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 # Tables and the tags a row of each names: (tag, lo, hi) SQL expressions over {r}, the
 # row (OLD or NEW). A NULL tag (an id that is NULL) names nothing.
@@ -86,8 +85,7 @@ def drop_trigger_statements() -> list[str]:
     ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     seq: int
     tag: str
     lo: str | None
@@ -105,7 +103,7 @@ def changes_since(conn: _Executes, seq: int, limit: int = 50_000) -> list[Change
         "SELECT seq, tag, lo, hi FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
         (seq, limit),
     ).fetchall()
-    return [Change(*row) for row in rows]
+    return [Change._make(row) for row in rows]
 
 
 def last_seq(conn: _Executes) -> int:
