@@ -77,6 +77,9 @@ RSS_GROWTH_ALLOWED = 0.20  # after the flood, within 20% of before
 FLAT_MB_PER_MIN = 2.0  # the soak's RSS slope over its last 3/4 counts as flat below this
 
 
+READY_ANSWERS_MB = 64.0  # --ready-answers-mb: serve's [api] ready_answers_mb (0: none)
+
+
 def write_config(folder: Path, sim_port: int, port: int) -> Path:
     path = folder / "config.toml"
     path.write_text(
@@ -87,6 +90,7 @@ def write_config(folder: Path, sim_port: int, port: int) -> Path:
         f'[api]\nhost = "127.0.0.1"\nport = {port}\nstaleness_s = 86400\n'
         f"header_timeout_s = {HEADER_TIMEOUT_S}\nkeepalive_timeout_s = {KEEPALIVE_TIMEOUT_S}\n"
         "max_connections = 5000\nfills_per_minute = 100000\nfill_burst = 1000\n"
+        f"ready_answers_mb = {READY_ANSWERS_MB}\n"
         f'[[api.keys]]\nname = "soak"\nkey = "{API_KEY}"\n'
         f'[webhook]\nsecret = "{SECRET}"\nsigning_secret = "{SIGNING}"\n'
     )
@@ -725,9 +729,12 @@ def main() -> None:
     parser.add_argument("--webhooks", type=float, default=200, help="webhook events per second")
     parser.add_argument("--half-open", type=int, default=2000, help="half-sent request heads")
     parser.add_argument("--idle", type=int, default=2000, help="idle keep-alive connections")
+    parser.add_argument("--ready-answers-mb", type=float, default=64.0, help="0: no cache")
     args = parser.parse_args()
     if not 1 <= args.seconds <= 3600:
         parser.error("--seconds must be from 1 to 3600")
+    global READY_ANSWERS_MB
+    READY_ANSWERS_MB = args.ready_answers_mb
     asyncio.run(run(args.seconds, args.concurrency, args.webhooks, args.half_open, args.idle))
 
 
