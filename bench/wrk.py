@@ -37,7 +37,6 @@ class Run:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
-    requests: int
     bad: int  # answers that were not 2xx or 3xx, plus socket errors
 
 
@@ -83,7 +82,6 @@ def run(
 
 def _parse(out: str) -> Run:
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     percent = {
         p: float(v) * _UNITS[u] for p, v, u in re.findall(r"\s(\d+)%\s+([\d.]+)(us|ms|s|m)\b", out)
     }
@@ -91,7 +89,7 @@ def _parse(out: str) -> Run:
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if errors:
         bad += sum(int(n) for n in errors.groups())
-    return Run(rate, percent.get("50", float("nan")), percent.get("99", float("nan")), total, bad)
+    return Run(rate, percent.get("50", float("nan")), percent.get("99", float("nan")), bad)
 
 
 def _lua(value: str) -> str:

@@ -112,11 +112,6 @@ def last_seq(conn: _Executes) -> int:
     return int(row[0]) if row else 0
 
 
-def oldest_seq(conn: _Executes) -> int | None:
-    row = conn.execute("SELECT min(seq) FROM change_log").fetchone()
-    return row[0] if row else None
-
-
 def prune(conn: _Executes, keep: int = 100_000) -> None:
     """Forget all but the newest ``keep`` rows (a reader that falls further behind
     than that starts afresh: ``api.ready`` drops everything)."""

@@ -282,3 +282,32 @@ async def test_erased_and_expired_personal_data_leaves_the_memory(
         assert past["client"]["id"] in outcome.anonymized
         assert not any(gone in b for b in _ready(app).bodies())
     await client.close()
+
+
+def test_the_change_log_read_in_order_a_gap_or_a_late_read_keeps_nothing() -> None:
+    """What the store does with the log itself: rows applied once and in order; rows
+    pruned before they were read (a gap) drop everything; an answer read before a change
+    that names it is not kept, one about something else is."""
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage.changes import Change
+
+    ready = ReadyAnswers(1_000_000)
+    fresh = Freshness(None)
+
+    def answer(name: str, lo: str | None = None, hi: str | None = None) -> Ready:
+        return Ready(b"{}", '"x"', fresh, (Tag(name, lo, hi),))
+
+    assert ready.put("week", answer("staff:1", "2026-01-05", "2026-01-12"), ready.generation)
+    assert ready.put("other", answer("staff:2"), ready.generation)
+    ready.apply([Change(1, "staff:1", "2026-02-01", "2026-02-02")])  # another range
+    assert ready.get("week") is not None and ready.applied_seq == 1
+    since = ready.generation  # a read starts here...
+    ready.apply(
+        [Change(1, "staff:1", None, None), Change(2, "staff:1", "2026-01-06", "2026-01-06")]
+    )
+    assert ready.get("week") is None and ready.get("other") is not None  # seq 1 not again
+    assert not ready.put("week", answer("staff:1", "2026-01-05", "2026-01-12"), since)
+    assert ready.put("third", answer("staff:3"), since)  # ...and ends after the change
+    ready.apply([Change(5, "client:9", None, None)])  # 3 and 4 were pruned unread
+    assert len(ready) == 0 and ready.applied_seq == 5
