@@ -225,11 +225,17 @@ async def receiver() -> AsyncIterator[Receiver]:
 # ---- the mirror's side -------------------------------------------------------------
 @dataclasses.dataclass
 class Store:
-    """A mirror database on a real SQLite file, migrated, with its writer running."""
+    """A mirror database, migrated, with its writer running: a real SQLite file, or a
+    database of its own on the PostgreSQL server of ``POSTGRES_URL_VARIABLE``."""
 
     engine: Any
     writer: Any
-    path: Path
+    path: Path | None  # the SQLite file; None on PostgreSQL
+    url: str = ""
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
 
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         from sqlalchemy import text
@@ -238,18 +244,86 @@ class Store:
             return list((await conn.execute(text(sql), params)).mappings())
 
 
+# ---- engines ----------------------------------------------------------------------
+# The PostgreSQL server the two-engine tests use (``.ci/run`` sets it); each test gets a
+# database of its own there, dropped at the end. Unset: those tests skip, saying why.
+POSTGRES_URL_VARIABLE = "BOOXI_MIRROR_TEST_POSTGRES_URL"
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``both_engines`` that uses ``store`` runs once per engine."""
+    if metafunc.definition.get_closest_marker("both_engines") and (
+        "store" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("store", ENGINES, indirect=True)
+
+
+def _on_postgres(url: str, *statements: str) -> None:
+    """Run statements outside any transaction, in a thread of their own (fixtures that
+    call this may run inside the test's event loop)."""
+    import concurrent.futures
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            async with admin.connect() as conn:
+                for statement in statements:
+                    await conn.execute(text(statement))
+        finally:
+            await admin.dispose()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result(timeout=30)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+def postgres_url() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped (connections and all) at the
+    end of the test."""
+    import os
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    server = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not server:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (set by .ci/run)")
+    name = f"booxi_mirror_test_{uuid.uuid4().hex[:16]}"
+    _on_postgres(server, f'CREATE DATABASE "{name}"')
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    _on_postgres(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database of the engine asked for (``sqlite`` unless the
+    test is parametrized by ``both_engines``)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'mirror.db'}"
+
+
+@pytest.fixture
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     from storage.engine import make_engine
     from storage.migrate import upgrade
     from storage.writer import Writer
 
-    path = tmp_path / "mirror.db"
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    path: Path | None = None
+    if getattr(request, "param", "sqlite") == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+    else:
+        path = tmp_path / "mirror.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    engine = make_engine(url)
     await upgrade(engine)
     writer = Writer(engine)
     await writer.start()
-    yield Store(engine, writer, path)
+    yield Store(engine, writer, path, url)
     await writer.close()
     await engine.dispose()
 
