@@ -230,12 +230,19 @@ class Store:
 
     engine: Any
     writer: Any
-    path: Path | None  # the SQLite file; None on PostgreSQL
+    file: Path | None  # the SQLite file; None on PostgreSQL
     url: str = ""
 
     @property
     def dialect(self) -> str:
         return str(self.engine.dialect.name)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a test that reads it directly runs on SQLite only)."""
+        if self.file is None:
+            raise AssertionError("this test reads the SQLite file: not on PostgreSQL")
+        return self.file
 
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         from sqlalchemy import text
