@@ -15,26 +15,37 @@ from Booxi; the tablets' views are then ready). Prints requests/s, p50, p99 and 
 one's share of its ceiling, with the issue's targets: calendar and history at least
 0.5 of the ceiling with p99 at most 20 ms, the 304 at least 0.8 of ``/livez``.
 
-    .venv/bin/python -m bench.read_calendar [--seconds 10] [--connections 32]
+    .venv/bin/python -m bench.read_calendar [--seconds 10] [--connections 32] \\
+        [--storage postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+
+With ``--storage``, the same reads are measured on SQLite and on PostgreSQL (a database
+made on that server for the run), side by side in one table against one ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import signal
-import sqlite3
 import sys
 import tempfile
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import wrk
 from bench.common import clean_env, free_port, print_table, start_serve
 from simulator import SimSettings, create_app
+from storage.engine import make_engine
 
 PARTNER = "bench-partner-key-0123456789"
 API_KEY = "bench-api-key-0123456789"
@@ -46,12 +57,12 @@ WEEK = (
 )
 
 
-def write_config(folder: Path, sim_port: int, port: int) -> Path:
+def write_config(folder: Path, sim_port: int, port: int, url: str) -> Path:
     path = folder / "config.toml"
     path.write_text(
         f'[booxi]\nbase_url = "http://127.0.0.1:{sim_port}/booking/v1"\n'
         f'partner_key = "{PARTNER}"\nrequests_per_second = 1000\nrequests_per_minute = 100000\n'
-        f'[storage]\nurl = "sqlite+aiosqlite:///{folder / "bench.db"}"\n'
+        f'[storage]\nurl = "{url}"\n'
         "[sync]\nhorizon_days = 30\ncalendar_interval_s = 86400\nreference_interval_s = 86400\n"
         f'[api]\nhost = "127.0.0.1"\nport = {port}\nstaleness_s = 86400\n'
         "fills_per_minute = 100000\nfill_burst = 100000\n"
@@ -60,17 +71,51 @@ def write_config(folder: Path, sim_port: int, port: int) -> Path:
     return path
 
 
-def _ids(db: Path) -> tuple[list[int], list[int]]:
-    with sqlite3.connect(db) as conn:
-        staff = [r[0] for r in conn.execute("SELECT id FROM staff ORDER BY id")]
-        clients = [
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT client_id FROM booking WHERE client_id IS NOT NULL "
-                "ORDER BY client_id LIMIT 100"
+async def _ids(url: str) -> tuple[list[int], list[int]]:
+    """Every staff member and up to 100 clients with bookings, through the storage
+    layer's engine (either database)."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            staff = list((await conn.execute(text("SELECT id FROM staff ORDER BY id"))).scalars())
+            clients = list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT DISTINCT client_id FROM booking WHERE client_id IS NOT NULL "
+                            "ORDER BY client_id LIMIT 100"
+                        )
+                    )
+                ).scalars()
             )
-        ]
+    finally:
+        await engine.dispose()
     return staff, clients
+
+
+@contextlib.asynccontextmanager
+async def _database(storage: str, folder: Path) -> AsyncIterator[tuple[str, str]]:
+    """(label, URL) of an empty database: an SQLite file in ``folder``, or a database
+    made for this run on the PostgreSQL server of ``storage`` (dropped at the end, so
+    the benchmark never writes into a database that holds anything)."""
+    if storage == "sqlite":
+        yield "SQLite", f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+        return
+    server = make_url(storage)
+    if not server.drivername.startswith("postgresql"):
+        raise SystemExit(f"--storage takes a PostgreSQL URL, not {server.drivername}")
+    name = f"booxi_mirror_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield "PostgreSQL", server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
 
 
 async def _warm(base: str, paths: list[str]) -> tuple[list[str], list[bytes]]:
@@ -88,7 +133,89 @@ async def _warm(base: str, paths: list[str]) -> tuple[list[str], list[bytes]]:
     return etags, bodies
 
 
-async def run(seconds: float, connections: int) -> None:
+@dataclasses.dataclass
+class Measured:
+    label: str
+    calendar: wrk.Run
+    history: wrk.Run
+    livez: wrk.Run
+    revalidated: wrk.Run
+    bodies: list[bytes]
+    staff: int
+    histories: int
+
+
+async def _measure(
+    storage: str, folder: Path, sim_port: int, seconds: float, connections: int
+) -> Measured:
+    """Sync a new database of ``storage`` from the simulator, serve it, warm every
+    path, and measure it with wrk."""
+    async with _database(storage, folder) as (label, url):
+        port = free_port()
+        config = write_config(folder, sim_port, port, url)
+        sync = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "--config", str(config), "sync",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
+        )  # fmt: skip
+        out, _ = await sync.communicate()
+        print(f"{label}: {out.decode().strip()}")
+        serve, _ = await start_serve(config, folder / f"serve-{label.lower()}.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            staff, clients = await _ids(url)
+            monday = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            monday -= dt.timedelta(days=monday.weekday())
+            weeks = [
+                f"/booking/v1/calendar?staffId={s}&from={start.strftime(FMT)}"
+                f"&to={(start + dt.timedelta(days=7)).strftime(FMT)}{WEEK}"
+                for s in staff
+                for start in (monday, monday + dt.timedelta(days=7))
+            ]
+            histories = [f"/booking/v1/booking?clientId={c}" for c in clients]
+            week_tags, week_bodies = await _warm(base, weeks)
+            await _warm(base, histories)
+
+            def measure(paths: list[str], **options: object) -> wrk.Run:
+                return wrk.run(base, paths, seconds=seconds, connections=connections, **options)  # type: ignore[arg-type]
+
+            loop = asyncio.get_running_loop()
+            calendar = await loop.run_in_executor(None, lambda: measure(weeks, headers=AUTH))
+            history = await loop.run_in_executor(None, lambda: measure(histories, headers=AUTH))
+            livez = await loop.run_in_executor(None, lambda: measure(["/livez"]))
+            revalidated = await loop.run_in_executor(
+                None, lambda: measure(weeks, headers=AUTH, etags=week_tags)
+            )
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            await serve.wait()
+    return Measured(
+        label, calendar, history, livez, revalidated, week_bodies, len(staff), len(histories)
+    )
+
+
+async def _ceiling(folder: Path, body: bytes, seconds: float, connections: int) -> wrk.Run:
+    """Bare aiohttp answering ``body`` (``bench.ceiling``), measured as the reads are."""
+    port = free_port()
+    (folder / "answer.json").write_bytes(body)
+    ceiling = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.ceiling", "--port", str(port),
+        "--body", str(folder / "answer.json"), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert ceiling.stdout is not None
+        await ceiling.stdout.readline()
+        return await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: wrk.run(
+                f"http://127.0.0.1:{port}", ["/"], seconds=seconds, connections=connections
+            ),
+        )
+    finally:
+        ceiling.send_signal(signal.SIGINT)
+        await ceiling.wait()
+
+
+async def run(seconds: float, connections: int, storages: list[str]) -> None:
     if not wrk.available():
         raise SystemExit("this benchmark needs wrk: apt-get install wrk")
     folder = Path(tempfile.mkdtemp(prefix="booxi-bench-"))
@@ -103,92 +230,51 @@ async def run(seconds: float, connections: int) -> None:
     )
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
-    sim_port, port, ceiling_port = free_port(), free_port(), free_port()
+    sim_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", sim_port).start()
-    config = write_config(folder, sim_port, port)
-    sync = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "--config", str(config), "sync",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
-    )  # fmt: skip
-    out, _ = await sync.communicate()
-    print(out.decode().strip())
-    serve, _ = await start_serve(config, folder / "serve.log")
-    ceiling = None
-    try:
-        base = f"http://127.0.0.1:{port}"
-        staff, clients = _ids(folder / "bench.db")
-        monday = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        monday -= dt.timedelta(days=monday.weekday())
-        weeks = [
-            f"/booking/v1/calendar?staffId={s}&from={start.strftime(FMT)}"
-            f"&to={(start + dt.timedelta(days=7)).strftime(FMT)}{WEEK}"
-            for s in staff
-            for start in (monday, monday + dt.timedelta(days=7))
-        ]
-        histories = [f"/booking/v1/booking?clientId={c}" for c in clients]
-        week_tags, week_bodies = await _warm(base, weeks)
-        await _warm(base, histories)
-        await runner.cleanup()  # the mirror answers alone from now on
-        body = max(week_bodies, key=len)
-        (folder / "answer.json").write_bytes(body)
-        ceiling = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.ceiling", "--port", str(ceiling_port),
-            "--body", str(folder / "answer.json"), stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert ceiling.stdout is not None
-        await ceiling.stdout.readline()
-
-        def measure(url: str, paths: list[str], **options: object) -> wrk.Run:
-            return wrk.run(url, paths, seconds=seconds, connections=connections, **options)  # type: ignore[arg-type]
-
-        loop = asyncio.get_running_loop()
-        bare = await loop.run_in_executor(
-            None, lambda: measure(f"http://127.0.0.1:{ceiling_port}", ["/"])
-        )
-        calendar = await loop.run_in_executor(None, lambda: measure(base, weeks, headers=AUTH))
-        history = await loop.run_in_executor(None, lambda: measure(base, histories, headers=AUTH))
-        livez = await loop.run_in_executor(None, lambda: measure(base, ["/livez"]))
-        revalidated = await loop.run_in_executor(
-            None, lambda: measure(base, weeks, headers=AUTH, etags=week_tags)
-        )
+    try:  # the simulator stays up (idle once warm: no poll is due within the run)
+        runs = [await _measure(s, folder, sim_port, seconds, connections) for s in storages]
     finally:
-        serve.send_signal(signal.SIGTERM)
-        await serve.wait()
-        if ceiling is not None:
-            ceiling.send_signal(signal.SIGINT)
-            await ceiling.wait()
-    sizes = sorted(len(b) for b in week_bodies)
+        await runner.cleanup()
+    body = max(runs[0].bodies, key=len)
+    bare = await _ceiling(folder, body, seconds, connections)
+    sizes = sorted(len(b) for b in runs[0].bodies)
     print(
-        f"\nwrk -t1 -c{connections}, {seconds:.0f} s each; {len(staff)} staff x 2 weeks "
+        f"\nwrk -t1 -c{connections}, {seconds:.0f} s each; {runs[0].staff} staff x 2 weeks "
         f"({sizes[len(sizes) // 2] / 1024:.0f} KB median answer, {len(body) / 1024:.0f} KB "
-        f"for the ceiling), {len(histories)} client histories\n"
+        f"for the ceiling), {runs[0].histories} client histories\n"
     )
 
-    def row(what: str, run: wrk.Run, of: wrk.Run, want: str) -> tuple[str, ...]:
+    def cells(run: wrk.Run, of: wrk.Run) -> tuple[str, ...]:
+        bad = f" ({run.bad} not 2xx/3xx)" if run.bad else ""
         return (
-            what,
-            f"{run.requests_per_s:,.0f}",
-            f"{run.p50_ms:.2f} ms",
+            f"{run.requests_per_s:,.0f}{bad}",
             f"{run.p99_ms:.2f} ms",
             f"{run.requests_per_s / of.requests_per_s:.2f}",
-            want,
-            str(run.bad),
         )
 
+    what = [
+        ("GET /calendar (a staff week)", ">= 0.50, p99 <= 20 ms"),
+        ("GET /booking?clientId (history)", ">= 0.50, p99 <= 20 ms"),
+        ("GET /livez (ceiling for 304s)", "1.00"),
+        ("GET /calendar, If-None-Match: 304", ">= 0.80 of /livez"),
+    ]
+    header = ["what"]
+    for measured in runs:
+        header += [f"{measured.label} req/s", "p99", "of ceiling"]
+    rows = [["bare aiohttp, same bytes (ceiling)", *cells(bare, bare), *[""] * (3 * len(runs) - 3)]]
+    for index, (label, _want) in enumerate(what):
+        row = [label]
+        for measured in runs:
+            run_ = (measured.calendar, measured.history, measured.livez, measured.revalidated)[
+                index
+            ]
+            of = measured.livez if index >= 2 else bare
+            row += list(cells(run_, of))
+        rows.append(row)
     print_table(
-        ("what", "req/s", "p50", "p99", "of ceiling", "want", "not 2xx/3xx"),
-        [
-            row(
-                "bare aiohttp, same bytes (ceiling)",
-                bare,
-                bare,
-                "1.00",
-            ),
-            row("GET /calendar (a staff week)", calendar, bare, ">= 0.50, p99 <= 20 ms"),
-            row("GET /booking?clientId (history)", history, bare, ">= 0.50, p99 <= 20 ms"),
-            row("GET /livez (ceiling for 304s)", livez, livez, "1.00"),
-            row("GET /calendar, If-None-Match: 304", revalidated, livez, ">= 0.80"),
-        ],
+        [*header, "want"],
+        [[*r, w] for r, w in zip(rows, ["1.00", *[w for _, w in what]], strict=True)],
     )
 
 
@@ -196,8 +282,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--storage",
+        metavar="URL",
+        help="also measure on PostgreSQL: a server's URL (postgresql+asyncpg://...); a "
+        "database is made there for the run and dropped after it",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.seconds, args.connections))
+    storages = ["sqlite", *([args.storage] if args.storage else [])]
+    asyncio.run(run(args.seconds, args.connections, storages))
 
 
 if __name__ == "__main__":
