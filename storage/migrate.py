@@ -1,4 +1,12 @@
-"""Schema migrations (Alembic), applied at start and by ``booxi-mirror db upgrade``."""
+"""Schema migrations (Alembic), applied at start and by ``booxi-mirror db upgrade``.
+
+Several processes may start on one database at once (replicas of ``serve`` on
+PostgreSQL, a CLI command beside ``serve`` on SQLite): each upgrade runs in one
+transaction that first takes the database's write lock (PostgreSQL: a transaction-level
+advisory lock; SQLite: ``BEGIN IMMEDIATE``), so the first one migrates and the others,
+once it has committed, find the schema at its head and do nothing. PostgreSQL's DDL is
+transactional: a migration that fails leaves nothing behind.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock's key for upgrades: any constant of our own (b"booxmigr").
+UPGRADE_LOCK = 0x626F6F786D696772
 
 
 def alembic_config() -> AlembicConfig:
@@ -28,8 +39,15 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    async with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = await connection.execution_options(begin="BEGIN IMMEDIATE")
+        async with connection.begin():
+            if engine.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK}
+                )
+            await connection.run_sync(run)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -259,11 +259,13 @@ ENGINES = ("sqlite", "postgresql")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test marked ``both_engines`` that uses ``store`` runs once per engine."""
-    if metafunc.definition.get_closest_marker("both_engines") and (
-        "store" in metafunc.fixturenames
-    ):
-        metafunc.parametrize("store", ENGINES, indirect=True)
+    """A test marked ``both_engines`` that uses ``store`` (or ``database_url``) runs once
+    per engine."""
+    if metafunc.definition.get_closest_marker("both_engines"):
+        for name in ("store", "database_url"):
+            if name in metafunc.fixturenames:
+                metafunc.parametrize(name, ENGINES, indirect=True)
+                break
 
 
 def _on_postgres(url: str, *statements: str) -> None:
