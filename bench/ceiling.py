@@ -26,8 +26,14 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
-    print(f"listening on http://127.0.0.1:{args.port}", flush=True)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    # run_app calls ``print`` once the socket listens: the caller waits for that line
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        print=lambda _: print(f"listening on http://127.0.0.1:{args.port}", flush=True),
+        access_log=None,
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,11 @@ one's share of its ceiling, with the issue's targets: calendar and history at le
         [--storage postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
 
 With ``--storage``, the same reads are measured on SQLite and on PostgreSQL (a database
-made on that server for the run), side by side in one table against one ceiling.
+made on that server for the run), side by side in one table against one ceiling. With
+``--database URL`` (repeatable), also against a database as it is, for example the
+1,000,000 bookings of ``bench.generate_db``, with no Booxi behind the mirror: as many
+staff weeks and histories, sampled from it. A second table gives each ``serve``'s start
+(to listening, to its first ``/readyz`` answer) and its memory after the run.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import random
 import signal
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,13 +49,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import wrk
-from bench.common import clean_env, free_port, print_table, start_serve
+from bench.common import anon_rss_mb, clean_env, free_port, print_table, rss_mb, start_serve
 from simulator import SimSettings, create_app
 from storage.engine import make_engine
 
 PARTNER = "bench-partner-key-0123456789"
 API_KEY = "bench-api-key-0123456789"
 FMT = "%Y-%m-%dT%H:%M:%SZ"
+STAFF_SAMPLE = 40  # staff members whose two weeks are read (as many as the synced world has)
+CLIENT_SAMPLE = 100  # clients whose histories are read
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 WEEK = (
     "&eventType=Appointment&eventType=GroupEvent&eventType=TimeSlot&include=Appointment"
@@ -72,8 +80,9 @@ def write_config(folder: Path, sim_port: int, port: int, url: str) -> Path:
 
 
 async def _ids(url: str) -> tuple[list[int], list[int]]:
-    """Every staff member and up to 100 clients with bookings, through the storage
-    layer's engine (either database)."""
+    """Up to ``STAFF_SAMPLE`` staff members and ``CLIENT_SAMPLE`` clients with bookings
+    (a seeded sample, the same for the same database), read through the storage layer's
+    engine (either database)."""
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
@@ -83,14 +92,18 @@ async def _ids(url: str) -> tuple[list[int], list[int]]:
                     await conn.execute(
                         text(
                             "SELECT DISTINCT client_id FROM booking WHERE client_id IS NOT NULL "
-                            "ORDER BY client_id LIMIT 100"
+                            "ORDER BY client_id"
                         )
                     )
                 ).scalars()
             )
     finally:
         await engine.dispose()
-    return staff, clients
+    rng = random.Random(7)
+    return (
+        sorted(rng.sample(staff, min(STAFF_SAMPLE, len(staff)))),
+        sorted(rng.sample(clients, min(CLIENT_SAMPLE, len(clients)))),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -100,6 +113,10 @@ async def _database(storage: str, folder: Path) -> AsyncIterator[tuple[str, str]
     the benchmark never writes into a database that holds anything)."""
     if storage == "sqlite":
         yield "SQLite", f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+        return
+    if storage.startswith(GIVEN):
+        url = storage.removeprefix(GIVEN)
+        yield f"given {make_url(url).get_backend_name()}", url
         return
     server = make_url(storage)
     if not server.drivername.startswith("postgresql"):
@@ -133,9 +150,16 @@ async def _warm(base: str, paths: list[str]) -> tuple[list[str], list[bytes]]:
     return etags, bodies
 
 
+GIVEN = "given:"  # a storage that names a database to read as it is (--database)
+
+
 @dataclasses.dataclass
 class Measured:
     label: str
+    started_s: float  # from the command to its "serving on" line
+    ready_s: float  # from the command to its first answer of /readyz
+    rss_mb: float  # after the run
+    anon_rss_mb: float
     calendar: wrk.Run
     history: wrk.Run
     livez: wrk.Run
@@ -152,16 +176,24 @@ async def _measure(
     path, and measure it with wrk."""
     async with _database(storage, folder) as (label, url):
         port = free_port()
-        config = write_config(folder, sim_port, port, url)
-        sync = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", "--config", str(config), "sync",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
-        )  # fmt: skip
-        out, _ = await sync.communicate()
-        print(f"{label}: {out.decode().strip()}")
-        serve, _ = await start_serve(config, folder / f"serve-{label.lower()}.log")
+        given = storage.startswith(GIVEN)
+        # a given database is read as it is: no Booxi (a closed port), nothing synced
+        config = write_config(folder, free_port() if given else sim_port, port, url)
+        if not given:
+            sync = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cli", "--config", str(config), "sync",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                env=clean_env(),
+            )  # fmt: skip
+            out, _ = await sync.communicate()
+            print(f"{label}: {out.decode().strip()}")
+        began = time.perf_counter()
+        serve, started_s = await start_serve(config, folder / f"serve-{len(label)}.log")
         try:
             base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as session, session.get(base + "/readyz") as got:
+                await got.read()
+            ready_s = time.perf_counter() - began
             staff, clients = await _ids(url)
             monday = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             monday -= dt.timedelta(days=monday.weekday())
@@ -185,11 +217,23 @@ async def _measure(
             revalidated = await loop.run_in_executor(
                 None, lambda: measure(weeks, headers=AUTH, etags=week_tags)
             )
+            rss, anon = rss_mb(serve.pid), anon_rss_mb(serve.pid)
         finally:
             serve.send_signal(signal.SIGTERM)
             await serve.wait()
     return Measured(
-        label, calendar, history, livez, revalidated, week_bodies, len(staff), len(histories)
+        label,
+        started_s,
+        ready_s,
+        rss,
+        anon,
+        calendar,
+        history,
+        livez,
+        revalidated,
+        week_bodies,
+        len(staff),
+        len(histories),
     )
 
 
@@ -273,6 +317,20 @@ async def run(seconds: float, connections: int, storages: list[str]) -> None:
             row += list(cells(run_, of))
         rows.append(row)
     print_table(
+        ("serve", "listening after", "/readyz answered after", "RSS after the run", "anonymous"),
+        [
+            (
+                m.label,
+                f"{m.started_s:.2f} s",
+                f"{m.ready_s:.2f} s",
+                f"{m.rss_mb:.0f} MB",
+                f"{m.anon_rss_mb:.0f} MB",
+            )
+            for m in runs
+        ],
+    )
+    print()
+    print_table(
         [*header, "want"],
         [[*r, w] for r, w in zip(rows, ["1.00", *[w for _, w in what]], strict=True)],
     )
@@ -288,8 +346,20 @@ def main() -> None:
         help="also measure on PostgreSQL: a server's URL (postgresql+asyncpg://...); a "
         "database is made there for the run and dropped after it",
     )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="also measure a database as it is (one bench.generate_db made), with no Booxi "
+        "behind the mirror; repeatable",
+    )
     args = parser.parse_args()
-    storages = ["sqlite", *([args.storage] if args.storage else [])]
+    storages = [
+        "sqlite",
+        *([args.storage] if args.storage else []),
+        *(GIVEN + url for url in args.database),
+    ]
     asyncio.run(run(args.seconds, args.connections, storages))
 
 

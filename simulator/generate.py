@@ -54,6 +54,28 @@ def build_world(settings: SimSettings) -> World:
     return world
 
 
+def build_store(
+    rng: random.Random, world: World, settings: SimSettings, index: int, clients: int
+) -> Json:
+    """Store number ``index`` built into ``world``: its catalogue, ``staff_per_store``
+    staff members, ``clients`` clients of its own and every staff member's schedule; the
+    store. Ids stay unique across calls on one ``world`` (counters, and staff ids from
+    how many staff it holds), so a large world can be built a store at a time and each
+    store's bookings dropped once used (``bench.generate_db``)."""
+    merchant = _merchant(rng, index, settings.anchor)
+    world.merchants[merchant["id"]] = merchant
+    _catalogue(world, merchant, settings.anchor)
+    members = []
+    for _ in range(settings.staff_per_store):
+        member = _staff(rng, world, merchant, settings.anchor)
+        world.staff[member["id"]] = member
+        members.append(member)
+    people = [_client(rng, world, merchant["id"], settings.anchor) for _ in range(clients)]
+    for member in members:
+        _schedule(rng, world, settings, member, people)
+    return merchant
+
+
 def _directory_links(rng: random.Random, world: World) -> None:
     """Staff and service module links and who performs what: drawn from their own
     ``rng`` after everything else, so the rest of the world is as it was without them."""
