@@ -13,7 +13,13 @@ from pathlib import Path
 import click
 
 from cli import config, db, inbox, logs, privacy, repair, serve, show, sim, status
-from cli.options import GlobalOptions
+from cli.options import (
+    CONFIG_HELP,
+    LOG_FORMAT_HELP,
+    VERBOSE_HELP,
+    GlobalOptions,
+    add_global_options,
+)
 from mirror import __version__
 from mirror.config import CONFIG_ENV
 from storage.errors import UserError
@@ -38,21 +44,30 @@ class _MirrorGroup(click.Group):
     envvar=CONFIG_ENV,
     metavar="FILE",
     show_envvar=True,
-    help="TOML config file; see config.example.toml.",
+    help=CONFIG_HELP,
 )
+@click.option("-v", "--verbose", "verbosity", count=True, help=VERBOSE_HELP)
 @click.option(
-    "-v", "--verbose", "verbosity", count=True, help="Log DEBUG lines (-vv: libraries too)."
+    "--log-format",
+    type=click.Choice(logs.LOG_FORMATS),
+    metavar="FORMAT",
+    default="auto",
+    show_default=True,
+    help=LOG_FORMAT_HELP,
 )
 @click.version_option(__version__, package_name="booxi-mirror", prog_name="booxi-mirror")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbosity: int) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, verbosity: int, log_format: logs.LogFormat
+) -> None:
     """A local caching mirror for the Booxi booking API.
 
     Settings come from the config file, overridden by environment variables named
-    BOOXI_MIRROR_<SECTION>__<KEY>, e.g. BOOXI_MIRROR_BOOXI__PARTNER_KEY.
+    BOOXI_MIRROR_<SECTION>__<KEY>, e.g. BOOXI_MIRROR_BOOXI__PARTNER_KEY. --config, -v
+    and --log-format may also follow a command's name.
     """
-    ctx.obj = GlobalOptions(config_path, verbosity)
-    logs.configure_logging(verbosity)
+    ctx.obj = GlobalOptions(config_path, verbosity, log_format)
+    ctx.obj.configure_logging()
 
 
 cli.add_command(config.config_group)
@@ -71,3 +86,16 @@ cli.add_command(inbox.inbox_group)
 cli.add_command(repair.audit)
 cli.add_command(repair.resync)
 cli.add_command(privacy.privacy_group)
+
+
+def _every_command(group: click.Group) -> list[click.Command]:
+    found: list[click.Command] = []
+    for command in group.commands.values():
+        found.append(command)
+        if isinstance(command, click.Group):
+            found += _every_command(command)
+    return found
+
+
+for _command in _every_command(cli):
+    add_global_options(_command)

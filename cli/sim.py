@@ -4,6 +4,7 @@ mirror wired to it (``cli.demo``)."""
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,8 +12,11 @@ from typing import TYPE_CHECKING
 import click
 
 from cli import logs
+from cli.options import global_options
 from mirror.config import check_signing_secret
 from simulator.dialects import NAMES as SIM_DIALECTS
+
+ACCESS_LOGGER = "aiohttp.access"  # both servers' request lines
 
 if TYPE_CHECKING:
     from simulator import SimSettings
@@ -210,9 +214,13 @@ def demo(host: str, port: int, sim_port: int, seed: int, db: Path) -> None:
 
     The Booxi simulator serves a generated world; the mirror polls it every minute,
     receives its webhooks and serves the Booxi API from an SQLite file. Keys are
-    generated and printed with example commands. Ctrl-C stops both.
+    generated and printed with example commands. Each request to either is logged
+    with -v only. Ctrl-C stops both.
     """
     from cli.demo import Demo, banner, run_demo
+
+    if global_options().verbosity == 0:  # the banner stays readable
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
 
     if sim_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--sim-port")
