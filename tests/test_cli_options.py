@@ -112,7 +112,7 @@ def test_an_unknown_log_format_is_refused() -> None:
 # ---- formats ----------------------------------------------------------------------
 def _record(**extra: object) -> logging.LogRecord:
     return logging.getLogger("aiohttp.access").makeRecord(
-        "aiohttp.access", logging.INFO, "", 0, "http.request", None, None, extra=extra
+        "aiohttp.access", logging.INFO, "", 0, "http.request", (), None, extra=extra
     )
 
 
