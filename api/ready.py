@@ -15,11 +15,17 @@ the answer was built from as ``Tag``s (the same vocabulary as ``storage.changes`
 - **Invalidation**: every change the database records (``storage.changes``) drops the
   answers one of whose tags it names, where ranges overlap. Changes made by this
   process's writer are applied after their commit and before the writes' callers
-  resume (so a write's answer, and any read after it, sees the change); changes made by
-  other processes (a CLI command beside ``serve``) are found before every lookup (the
-  log's last ``seq``, one lookup of a few microseconds, against the last one applied)
-  and every ``FOLLOW_INTERVAL_S``. Erased or expired personal data leaves the memory with the
-  rows: erasure and retention delete rows, and the deletions are changes like any other.
+  resume (so a write's answer, and any read after it, sees the change). Changes made by
+  other processes: on SQLite (a CLI command beside ``serve``) they are found before
+  every lookup (the log's last ``seq``, one lookup of a few microseconds, against the
+  last one applied) and every ``FOLLOW_INTERVAL_S``; on PostgreSQL (other replicas, CLI
+  commands) each committed transaction is notified (``storage.changes.ChangeFeed``) and
+  its rows applied at once, well within a second. Erased or expired personal data
+  leaves the memory with the rows: erasure and retention delete rows, and the
+  deletions are changes like any other.
+- **Lost feed** (PostgreSQL): while the notifications' connection is down, changes may
+  go unseen, so everything is dropped and nothing is kept until it listens again
+  (reconnecting with backoff); its silence is checked every ``FOLLOW_INTERVAL_S``.
 - **Races**: a read that started before a change was applied and finishes after it is
   not kept if the change names one of its tags (``since``: the generation the read
   started at).
@@ -38,19 +44,42 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
+import random
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import URL
+from sqlalchemy.engine import Connection
 
 from api.auth import principal
 from api.freshness import Freshness
 from api.keys import CONFIG
+from storage import changes
 from storage.changes import Change, Probe
+from storage.writer import Writer
 
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 0.5
 PRUNE_EVERY_S = 60.0
+# PostgreSQL: rows are pruned by age (a feed reads a transaction's within a second of its
+# commit, or has lost its connection and dropped everything); reconnecting backs off
+# from the first to the longest wait, each with jitter (replicas that lost the server
+# together do not come back together).
+PRUNE_AFTER_S = 300.0
+RECONNECT_S = (0.1, 5.0)
+# Transactions applied, remembered so that the feed's notice of this process's own
+# (applied already after its commit) is not applied twice.
+_APPLIED_TXS = 10_000
 # Changes remembered for reads in flight (a read that started before the oldest one
 # remembered does not keep its answer): a count, not a number of commits, since one poll
 # commit may carry hundreds.
@@ -92,6 +121,7 @@ class ReadyAnswers:
         self._recent: collections.deque[tuple[int, tuple[Change, ...] | None]] = collections.deque()
         self._recent_changes = 0
         self.applied_seq = 0
+        self._applied_txs: dict[str, None] = {}
         self.probe: Probe | None = None
         self.enabled = True
         self.hits = 0
@@ -145,10 +175,10 @@ class ReadyAnswers:
     def _changed_since(self, since: int, tags: Sequence[Tag]) -> bool:
         if not self._recent or self._recent[0][0] > since + 1:
             return True  # more changed than is remembered: assume the worst
-        for generation, changes in self._recent:
+        for generation, found in self._recent:
             if generation <= since:
                 continue
-            if changes is None or any(_names(change, tags) for change in changes):
+            if found is None or any(_names(change, tags) for change in found):
                 return True
         return False
 
@@ -189,6 +219,23 @@ class ReadyAnswers:
         else:
             self._drop(fresh)
         self.applied_seq = fresh[-1].seq
+
+    def apply_transactions(self, found: Mapping[str, Sequence[Change]]) -> None:
+        """PostgreSQL: apply committed transactions' rows, by transaction id (from this
+        process's writer, or from the change feed, which brings this process's own as
+        well: each is applied once). A notified transaction whose rows are gone (pruned
+        before they were read) drops everything."""
+        fresh = [(tx, rows) for tx, rows in found.items() if tx not in self._applied_txs]
+        if not fresh:
+            return
+        for tx, _ in fresh:
+            self._applied_txs[tx] = None
+        while len(self._applied_txs) > _APPLIED_TXS:
+            del self._applied_txs[next(iter(self._applied_txs))]
+        if any(not rows for _, rows in fresh):
+            self.clear()
+        else:
+            self._drop([change for _, rows in fresh for change in rows])
 
     def clear(self) -> None:
         """Drop everything (and make reads in flight not keep their answers)."""
@@ -279,13 +326,69 @@ def keep(
 
 
 # ---- following the change log ------------------------------------------------------------
+async def writes(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: apply what this process's writer changed after each commit,
+    before the writes' callers resume (``Writer.after_commit``)."""
+    from api.keys import ENGINE, WRITER
+
+    ready_answers, writer = app[READY], app[WRITER]
+    collect: Callable[[Connection], Any]
+    deliver: Callable[[Any], None]
+    if app[ENGINE].dialect.name == "postgresql":
+        collect = changes.transaction_changes
+
+        def deliver(found: tuple[str | None, list[Change]] | None) -> None:
+            if found is None:
+                ready_answers.clear()
+            elif found[0] is not None and found[1]:
+                ready_answers.apply_transactions({found[0]: found[1]})
+
+    else:
+
+        def collect(conn: Connection) -> list[Change]:
+            return changes.changes_since(conn.connection, ready_answers.applied_seq)
+
+        def deliver(found: list[Change] | None) -> None:
+            if found is None:
+                ready_answers.clear()
+            else:
+                ready_answers.apply(found)
+
+    remove = writer.after_commit(collect, deliver)
+    yield
+    remove()  # the writer may outlive this application (tests start several)
+
+
 async def follow(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: start where the change log is now; apply what other processes
-    change at every lookup and every ``FOLLOW_INTERVAL_S`` (so that erased data leaves
-    the memory within that even when nobody reads); prune the log every
-    ``PRUNE_EVERY_S``."""
+    """``cleanup_ctx``: follow what other processes change (SQLite: the change log's
+    ``seq``, at every lookup and every ``FOLLOW_INTERVAL_S``, so that erased data leaves
+    the memory within that even when nobody reads; PostgreSQL: the change feed); prune
+    the log every ``PRUNE_EVERY_S``."""
+    from api.keys import ENGINE, WRITER
+
+    if app[ENGINE].dialect.name == "postgresql":
+        tasks = [
+            asyncio.create_task(_follow_feed(app[READY], app[ENGINE].url), name="ready-feed"),
+            asyncio.create_task(
+                _prune(app[WRITER], lambda conn: changes.prune_older(conn, PRUNE_AFTER_S)),
+                name="ready-prune",
+            ),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return
+    async with contextlib.aclosing(_follow_probe(app)) as following:
+        async for _ in following:
+            yield
+
+
+async def _follow_probe(app: web.Application) -> AsyncGenerator[None, None]:
+    """SQLite: start where the change log is now; apply what other processes change at
+    every lookup and every ``FOLLOW_INTERVAL_S``; prune the log every ``PRUNE_EVERY_S``."""
     from api.keys import READER, WRITER
-    from storage import changes
 
     ready_answers = app[READY]
     try:
@@ -319,6 +422,49 @@ async def follow(app: web.Application) -> AsyncIterator[None]:
         await task
     ready_answers.probe = None
     probe.close()
+
+
+async def _follow_feed(ready_answers: ReadyAnswers, url: URL) -> None:
+    """PostgreSQL: keep answers only while the change feed listens; apply each committed
+    transaction it hands over; when it is lost, drop everything and stop keeping until
+    it listens again."""
+    ready_answers.enabled = False
+    wait = RECONNECT_S[0]
+    while True:
+        feed = changes.ChangeFeed(url)
+        try:
+            await feed.open()
+        except Exception as error:  # the server is down or refuses: try again later
+            await feed.close()
+            log.warning(
+                "ready.feed_unavailable",
+                extra={"error": type(error).__name__, "retry_in_s": round(wait, 2)},
+            )
+            await asyncio.sleep(wait * random.uniform(0.5, 1.0))
+            wait = min(wait * 2, RECONNECT_S[1])
+            continue
+        wait = RECONNECT_S[0]
+        ready_answers.clear()  # what changed while nobody listened
+        ready_answers.enabled = True
+        log.info("ready.feed_listening")
+        try:
+            while True:
+                ready_answers.apply_transactions(await feed.next(FOLLOW_INTERVAL_S))
+        except changes.ChangeFeedLostError as error:
+            log.warning("ready.feed_lost", extra={"error": str(error)})
+        finally:
+            ready_answers.enabled = False
+            ready_answers.clear()
+            await feed.close()
+
+
+async def _prune(writer: Writer, prune: Callable[[Connection], None]) -> None:
+    while True:
+        await asyncio.sleep(PRUNE_EVERY_S)
+        try:
+            await writer.run(prune)
+        except Exception:  # the next round tries again
+            log.warning("ready.prune_failed", exc_info=True)
 
 
 def max_bytes_of(app: web.Application) -> int:
