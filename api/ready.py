@@ -367,6 +367,7 @@ async def follow(app: web.Application) -> AsyncIterator[None]:
     from api.keys import ENGINE, WRITER
 
     if app[ENGINE].dialect.name == "postgresql":
+        app[READY].enabled = False  # until the feed listens
         tasks = [
             asyncio.create_task(_follow_feed(app[READY], app[ENGINE].url), name="ready-feed"),
             asyncio.create_task(
@@ -428,7 +429,6 @@ async def _follow_feed(ready_answers: ReadyAnswers, url: URL) -> None:
     """PostgreSQL: keep answers only while the change feed listens; apply each committed
     transaction it hands over; when it is lost, drop everything and stop keeping until
     it listens again."""
-    ready_answers.enabled = False
     wait = RECONNECT_S[0]
     while True:
         feed = changes.ChangeFeed(url)

@@ -311,3 +311,230 @@ def test_the_change_log_read_in_order_a_gap_or_a_late_read_keeps_nothing() -> No
     assert ready.put("third", answer("staff:3"), since)  # ...and ends after the change
     ready.apply([Change(5, "client:9", None, None)])  # 3 and 4 were pruned unread
     assert len(ready) == 0 and ready.applied_seq == 5
+
+
+# ---- following other connections, on both engines (the store and its followers) ----------
+WEEK = ("2026-01-05T00:00:00Z", "2026-01-12T00:00:00Z")
+
+
+def _booking_row(booking_id: str, staff_id: int, client_id: int) -> dict[str, Any]:
+    from storage.models import TABLES
+
+    row = {c.name: None for c in TABLES.tables["booking"].columns}
+    return {
+        **row,
+        "booking_id": booking_id,
+        "merchant_id": 1,
+        "staff_id": staff_id,
+        "client_id": client_id,
+        "method": "Appointment",
+        "status": "Approved",
+        "starts_on": "2026-01-06T09:00:00Z",
+        "ends_on": "2026-01-06T10:00:00Z",
+        "modified_on": "2026-01-01T00:00:00Z",
+        "raw": "{}",
+        "source": "poll",
+        "synced_at": NOW,
+    }
+
+
+async def _following(store: Store) -> tuple[Any, ReadyAnswers]:
+    """An application holding only the ready answers and what follows the changes
+    (``api.ready.writes`` and ``follow``), started: listening, on PostgreSQL."""
+    from aiohttp import web
+
+    from api.keys import ENGINE, READER, WRITER
+    from api.ready import follow, writes
+    from storage.reader import Reader
+
+    app = web.Application()
+    app[ENGINE], app[WRITER] = store.engine, store.writer
+    if store.dialect == "sqlite":
+        app[READER] = Reader(store.engine)
+    ready = app[READY] = ReadyAnswers(1_000_000)
+    app.cleanup_ctx.extend([writes, follow])
+    app.freeze()
+    await app.startup()
+    await _until(lambda: ready.enabled, within_s=5)
+    return app, ready
+
+
+async def _until(condition: Any, within_s: float) -> float:
+    """Seconds until ``condition()`` held (fails after ``within_s``)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not condition():
+        assert loop.time() - started < within_s, f"not within {within_s} s"
+        await asyncio.sleep(0.01)
+    return loop.time() - started
+
+
+def _keep_two(ready: ReadyAnswers) -> None:
+    """A calendar week of staff 7 and a history of client 99 (another booking's)."""
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+
+    fresh = Freshness(None)
+    week = Ready(b"week", '"w"', fresh, (Tag("staff:7", *WEEK), Tag("ref")))
+    history = Ready(b"history", '"h"', fresh, (Tag("client:99"), Tag("ref")))
+    assert ready.put("week", week, ready.generation)
+    assert ready.put("history", history, ready.generation)
+
+
+@pytest.mark.both_engines
+async def test_a_change_through_another_connection_drops_what_it_names_within_a_second(
+    store: Store,
+) -> None:
+    """Another process (a replica, a CLI command) changes a booking of staff 7: the
+    week's answer goes within a second, another client's history stays."""
+    from sqlalchemy import insert, text
+
+    from storage.engine import make_engine
+    from storage.models import TABLES
+
+    await store.writer.run(
+        lambda conn: conn.execute(
+            insert(TABLES.tables["booking"]),
+            [_booking_row("b-7", 7, 5), _booking_row("b-8", 8, 99)],
+        )
+    )
+    app, ready = await _following(store)
+    other = make_engine(store.url)
+    try:
+        _keep_two(ready)
+        async with other.begin() as conn:
+            await conn.execute(
+                text("UPDATE booking SET status = 'Cancelled' WHERE booking_id = 'b-7'")
+            )
+        took = await _until(lambda: ready.get("week") is None, within_s=1)
+        assert ready.get("history") is not None
+        print(f"{store.dialect}: dropped {took * 1000:.0f} ms after the other commit")  # noqa: T201
+        # this process's own write: dropped before the write's caller resumes
+        _keep_two(ready)
+        await store.writer.run(
+            lambda conn: conn.execute(
+                text("UPDATE booking SET raw = '{\"v\": 2}' WHERE booking_id = 'b-8'")
+            )
+        )
+        assert ready.get("history") is None  # b-8 is client 99's...
+        assert ready.get("week") is not None  # ...and staff 8's
+    finally:
+        await other.dispose()
+        await app.cleanup()
+
+
+@pytest.mark.both_engines
+async def test_a_read_in_flight_across_another_connections_change_is_not_kept(
+    store: Store,
+) -> None:
+    from sqlalchemy import insert, text
+
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage.engine import make_engine
+    from storage.models import TABLES
+
+    await store.writer.run(
+        lambda conn: conn.execute(insert(TABLES.tables["booking"]), [_booking_row("b-7", 7, 5)])
+    )
+    app, ready = await _following(store)
+    other = make_engine(store.url)
+    try:
+        since = ready.generation  # a read starts, reads the old row...
+        async with other.begin() as conn:
+            await conn.execute(
+                text("UPDATE booking SET status = 'Cancelled' WHERE booking_id = 'b-7'")
+            )
+        await _until(lambda: ready.generation != since, within_s=1)
+        week = Ready(b"old week", '"w"', Freshness(None), (Tag("staff:7", *WEEK),))
+        assert not ready.put("week", week, since)  # ...and finishes after the change
+        unrelated = Ready(b"other", '"o"', Freshness(None), (Tag("staff:3", *WEEK),))
+        assert ready.put("other", unrelated, since)
+    finally:
+        await other.dispose()
+        await app.cleanup()
+
+
+async def test_a_lost_change_feed_drops_everything_keeps_nothing_and_listens_again(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: the notifications' connection is killed (``pg_terminate_backend``)
+    while the database refuses new connections: every answer goes at once, none is kept
+    while the feed cannot listen; once it can, it listens again, and changes drop
+    answers as before."""
+    import asyncio
+
+    from sqlalchemy import insert, text
+    from sqlalchemy.engine import make_url
+
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage import changes
+    from storage.engine import make_engine
+    from storage.migrate import upgrade
+    from storage.models import TABLES
+    from storage.writer import Writer
+
+    engine = make_engine(postgres_url)
+    await upgrade(engine)
+    writer = Writer(engine)
+    await writer.start()
+    store = Store(engine, writer, None, postgres_url)
+    await writer.run(
+        lambda conn: conn.execute(insert(TABLES.tables["booking"]), [_booking_row("b-7", 7, 5)])
+    )
+    app, ready = await _following(store)
+    database = make_url(postgres_url).database
+    week = Ready(b"week", '"w"', Freshness(None), (Tag("staff:7", *WEEK),))
+    try:
+        _keep_two(ready)
+        since = ready.generation  # a read in flight
+        await _on_server(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        async with engine.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": changes.APPLICATION_NAME},
+            )
+            await conn.commit()
+        assert killed == 1
+        took = await _until(lambda: len(ready) == 0, within_s=1)
+        print(f"lost feed noticed in {took * 1000:.0f} ms")  # noqa: T201
+        await asyncio.sleep(0.5)
+        assert not ready.enabled  # lookups answer from storage and keep nothing
+        assert not ready.put("week", week, since)  # nor does the read in flight
+        await _on_server(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        back = await _until(lambda: ready.enabled, within_s=6)
+        print(f"listening again {back * 1000:.0f} ms after connections are allowed")  # noqa: T201
+        _keep_two(ready)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE booking SET status = 'Cancelled' WHERE booking_id = 'b-7'")
+            )
+        await _until(lambda: ready.get("week") is None, within_s=1)
+        assert ready.get("history") is not None
+    finally:
+        await app.cleanup()
+        await writer.close()
+        await engine.dispose()
+
+
+async def _on_server(statement: str) -> None:
+    """A statement on the test server's own database (not the test's)."""
+    import os
+
+    from sqlalchemy import text
+
+    from storage.engine import make_engine
+    from tests.conftest import POSTGRES_URL_VARIABLE
+
+    admin = make_engine(os.environ[POSTGRES_URL_VARIABLE], isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
