@@ -57,8 +57,8 @@ from collections.abc import (
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import URL
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import principal
 from api.freshness import Freshness
@@ -369,7 +369,7 @@ async def follow(app: web.Application) -> AsyncIterator[None]:
     if app[ENGINE].dialect.name == "postgresql":
         app[READY].enabled = False  # until the feed listens
         tasks = [
-            asyncio.create_task(_follow_feed(app[READY], app[ENGINE].url), name="ready-feed"),
+            asyncio.create_task(_follow_feed(app[READY], app[ENGINE]), name="ready-feed"),
             asyncio.create_task(
                 _prune(app[WRITER], lambda conn: changes.prune_older(conn, PRUNE_AFTER_S)),
                 name="ready-prune",
@@ -425,13 +425,13 @@ async def _follow_probe(app: web.Application) -> AsyncGenerator[None, None]:
     probe.close()
 
 
-async def _follow_feed(ready_answers: ReadyAnswers, url: URL) -> None:
+async def _follow_feed(ready_answers: ReadyAnswers, engine: AsyncEngine) -> None:
     """PostgreSQL: keep answers only while the change feed listens; apply each committed
     transaction it hands over; when it is lost, drop everything and stop keeping until
     it listens again."""
     wait = RECONNECT_S[0]
     while True:
-        feed = changes.ChangeFeed(url)
+        feed = changes.ChangeFeed(engine)
         try:
             await feed.open()
         except Exception as error:  # the server is down or refuses: try again later

@@ -27,22 +27,25 @@ rolled-back ones leave holes), so every row also carries its transaction's id (`
 ``pg_current_xact_id()``) and when it was written (``at``), and the triggers send
 ``NOTIFY booxi_mirror_changes`` with the transaction's id (PostgreSQL folds the
 repeats: one per transaction, delivered after its commit, in commit order, never for
-work rolled back). This process's writer reads its own transaction's rows after the
-commit (``note_transaction``, ``transaction_changes``); other processes' transactions
-arrive through a ``ChangeFeed``. Rows are pruned by age (``prune_older``).
+work rolled back). This process's writer reads its own transaction's rows just before
+its commit and hands them over once it committed (``note_transaction``,
+``transaction_changes``); other processes' transactions arrive through a
+``ChangeFeed``. Rows are pruned by age (``prune_older``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import asyncpg
-from sqlalchemy import URL, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Tables and the tags a row of each names: (tag, lo, hi) SQL expressions over {r}, the
 # row (OLD or NEW), the same on both engines but for {scope}: the row's scope without its
@@ -122,6 +125,7 @@ def drop_trigger_statements() -> list[str]:
 
 CHANNEL = "booxi_mirror_changes"
 APPLICATION_NAME = "booxi-mirror change feed"  # as pg_stat_activity shows the connection
+_OWN_OPTIONS = frozenset({"timeout", "server_settings", "loop", "dsn"})
 
 
 def postgres_trigger_statements(columns: dict[str, list[str]]) -> list[str]:
@@ -232,25 +236,21 @@ _ROWS_OF = (
 
 
 def note_transaction(conn: Connection) -> None:
-    """Remember, inside the transaction about to commit, its id (None if it wrote
-    nothing), for ``transaction_changes`` after the commit (PostgreSQL)."""
-    conn.info[_TX] = conn.exec_driver_sql("SELECT pg_current_xact_id_if_assigned()::text").scalar()
+    """Read, inside the transaction about to commit, the rows it wrote (one indexed
+    query), for ``transaction_changes`` once it committed (PostgreSQL)."""
+    rows = conn.exec_driver_sql(
+        "SELECT tx::text, seq, tag, lo, hi FROM change_log "
+        "WHERE tx = (SELECT pg_current_xact_id_if_assigned()) ORDER BY seq"
+    ).all()
+    conn.info[_TX] = (rows[0][0] if rows else None, [Change._make(row[1:]) for row in rows])
 
 
 def transaction_changes(conn: Connection) -> tuple[str | None, list[Change]]:
-    """The id of the transaction ``note_transaction`` saw last on this connection, and
-    exactly its rows (PostgreSQL; nothing another transaction wrote)."""
-    tx = conn.info.get(_TX)
-    if tx is None:
-        return None, []
-    rows = conn.execute(
-        text(
-            "SELECT seq, tag, lo, hi FROM change_log "
-            "WHERE tx = CAST(CAST(:tx AS text) AS xid8) ORDER BY seq"
-        ),
-        {"tx": tx},
-    )
-    return tx, [Change._make(row) for row in rows]
+    """The id of the transaction ``note_transaction`` saw last on this connection (None
+    if it wrote no row), and exactly its rows (PostgreSQL; nothing another transaction
+    wrote)."""
+    found: tuple[str | None, list[Change]] = conn.info.get(_TX, (None, []))
+    return found
 
 
 def prune_older(conn: Connection, seconds: float) -> None:
@@ -273,8 +273,16 @@ class ChangeFeed:
     of each transaction notified since the last call (read on the same connection, so
     they are committed and visible). Used from one task."""
 
-    def __init__(self, url: URL, *, connect_s: float = 5.0, answer_s: float = 1.0) -> None:
-        self._url = url
+    def __init__(
+        self, engine: AsyncEngine, *, connect_s: float = 5.0, answer_s: float = 1.0
+    ) -> None:
+        # where and how the engine connects (host, credentials, ``?ssl=`` and the like),
+        # as far as asyncpg.connect takes it
+        _, options = engine.dialect.create_connect_args(engine.url)
+        accepted = inspect.signature(asyncpg.connect).parameters
+        self._options = {
+            k: v for k, v in options.items() if k in accepted and k not in _OWN_OPTIONS
+        }
         self._connect_s = connect_s
         self._answer_s = answer_s
         self._conn: asyncpg.Connection | None = None
@@ -284,13 +292,8 @@ class ChangeFeed:
 
     async def open(self) -> None:
         """Connect and listen (within ``connect_s``); raises what connecting raised."""
-        url = self._url
         self._conn = await asyncpg.connect(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            database=url.database,
+            **self._options,
             timeout=self._connect_s,
             server_settings={"application_name": APPLICATION_NAME},
         )

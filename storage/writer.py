@@ -19,8 +19,8 @@ On SQLite the whole transaction runs in the writer's own thread on a stdlib
 ``sqlite3`` connection (one hand-off per transaction: SQLAlchemy's async path over
 aiosqlite costs several per statement); on other databases it runs through
 ``AsyncConnection.run_sync``. On PostgreSQL, where other transactions commit alongside,
-a transaction that has listeners notes its own id before it commits
-(``storage.changes.note_transaction``): ``collect`` reads what that transaction changed,
+a transaction that has listeners reads the change rows it wrote just before it commits
+(``storage.changes.note_transaction``): ``collect`` gets what that transaction changed,
 not what others did meanwhile.
 """
 
@@ -248,8 +248,8 @@ class Writer:
         return results
 
     def _before_commit(self, conn: Connection) -> None:
-        """PostgreSQL, with listeners: note the transaction's id, so that they can read
-        exactly its changes after the commit (``storage.changes.transaction_changes``)."""
+        """PostgreSQL, with listeners: note the transaction's change rows, so that they
+        get exactly its changes after the commit (``storage.changes.transaction_changes``)."""
         if self._listeners and conn.dialect.name == "postgresql":
             changes.note_transaction(conn)
 

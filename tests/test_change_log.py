@@ -208,7 +208,7 @@ async def test_the_change_feed_hands_over_committed_transactions_and_says_when_l
 ) -> None:
     store = await _postgres_store(postgres_url)
     await _with_a_client(store)
-    feed = changes.ChangeFeed(store.engine.url)
+    feed = changes.ChangeFeed(store.engine)
     await feed.open()
     try:
         assert await feed.next(0.05) == {}  # nothing: a ping
