@@ -66,7 +66,7 @@ def create_app(
         app[CURSOR_KEY] = await writer.run(cursor_key)
 
     app.on_startup.append(load_cursor_key)
-    if reader is None and engine.dialect.name == "sqlite":  # none given: one of its own
+    if reader is None:  # none given: one of its own
         own = reader = Reader(engine)
 
         async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
@@ -75,10 +75,9 @@ def create_app(
             await own.close()
 
         app.cleanup_ctx.append(reader_ctx)
-    if reader is not None:
-        app[READER] = reader
-        if config.api.ready_answers_mb > 0:
-            _keep_answers_ready(app)
+    app[READER] = reader
+    if config.api.ready_answers_mb > 0:
+        _keep_answers_ready(app)
     if booxi is not None:
         app[BOOXI] = booxi
         repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)

@@ -22,9 +22,10 @@ SQLite: ``seq`` grows with every row and is never reused (``AUTOINCREMENT``); si
 commits one writer at a time, rows become visible in ``seq`` order, so a reader that
 has applied everything up to ``seq`` N has missed nothing below it (``Probe``).
 
-PostgreSQL (migration 0009): ``seq`` is no such order (transactions commit in any order,
+PostgreSQL (migration 0010): ``seq`` is no such order (transactions commit in any order,
 rolled-back ones leave holes), so every row also carries its transaction's id (``tx``,
-``pg_current_xact_id()``) and when it was written (``at``), and the triggers send
+``pg_current_xact_id()``, kept as a ``bigint``: a type the models' reflection knows,
+and 64 bits hold it) and when it was written (``at``), and the triggers send
 ``NOTIFY booxi_mirror_changes`` with the transaction's id (PostgreSQL folds the
 repeats: one per transaction, delivered after its commit, in commit order, never for
 work rolled back). This process's writer reads its own transaction's rows just before
@@ -126,6 +127,9 @@ def drop_trigger_statements() -> list[str]:
 CHANNEL = "booxi_mirror_changes"
 APPLICATION_NAME = "booxi-mirror change feed"  # as pg_stat_activity shows the connection
 _OWN_OPTIONS = frozenset({"timeout", "server_settings", "loop", "dsn"})
+# What only PostgreSQL's change_log has (migration 0010; the models declare neither).
+POSTGRES_ONLY_COLUMNS = ("tx", "at")
+POSTGRES_ONLY_INDEXES = ("ix_change_log_tx", "ix_change_log_at")
 
 
 def postgres_trigger_statements(columns: dict[str, list[str]]) -> list[str]:
@@ -231,7 +235,7 @@ class Probe:
 _TX = "booxi_mirror_tx"
 _ROWS_OF = (
     "SELECT tx::text AS tx, seq, tag, lo, hi FROM change_log "
-    "WHERE tx = ANY($1::text[]::xid8[]) ORDER BY seq"
+    "WHERE tx = ANY($1::text[]::bigint[]) ORDER BY seq"
 )
 
 
@@ -240,7 +244,7 @@ def note_transaction(conn: Connection) -> None:
     query), for ``transaction_changes`` once it committed (PostgreSQL)."""
     rows = conn.exec_driver_sql(
         "SELECT tx::text, seq, tag, lo, hi FROM change_log "
-        "WHERE tx = (SELECT pg_current_xact_id_if_assigned()) ORDER BY seq"
+        "WHERE tx = (SELECT pg_current_xact_id_if_assigned()::text::bigint) ORDER BY seq"
     ).all()
     conn.info[_TX] = (rows[0][0] if rows else None, [Change._make(row[1:]) for row in rows])
 

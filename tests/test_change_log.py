@@ -258,7 +258,7 @@ async def test_the_change_log_is_pruned_by_age_on_postgresql(postgres_url: str) 
         await store.engine.dispose()
 
 
-async def test_migration_0009_goes_down_and_up_again_on_postgresql(postgres_url: str) -> None:
+async def test_migration_0010_goes_down_and_up_again_on_postgresql(postgres_url: str) -> None:
     from alembic import command
 
     from storage.migrate import alembic_config
@@ -269,7 +269,7 @@ async def test_migration_0009_goes_down_and_up_again_on_postgresql(postgres_url:
     def downgrade(conn: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = conn
-        command.downgrade(config, "0009-1")
+        command.downgrade(config, "0010-1")
 
     try:
         await upgrade(engine)

@@ -1,7 +1,7 @@
 """the change log on PostgreSQL: each row's transaction and time, triggers and NOTIFY
 
-Revision ID: 0009
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 from storage.changes import TAGS, drop_postgres_trigger_statements, postgres_trigger_statements
 
-revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"  # to become "0008" (branch pg-reads)
+revision: str = "0010"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -21,10 +21,11 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return  # SQLite has its triggers since 0007, and needs neither column
-    # No trigger wrote to the table before this revision: it is empty.
+    # No trigger wrote to the table before this revision: it is empty. The transaction
+    # id is xid8's value as a bigint (a type the models' reflection knows).
     op.execute(
         "ALTER TABLE change_log"
-        " ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+        " ADD COLUMN tx bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,"
         " ADD COLUMN at timestamptz NOT NULL DEFAULT now()"
     )
     op.create_index("ix_change_log_tx", "change_log", ["tx"])
