@@ -26,6 +26,8 @@ from tests.conftest import (
     calendar_params,
 )
 
+pytestmark = pytest.mark.both_engines  # the tests that use the store: on both
+
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 FMT = "%Y-%m-%dT%H:%M:%SZ"
@@ -171,6 +173,33 @@ def _change_at_booxi(sim: Sim, booking: dict[str, Any], note: str) -> None:
 PATHS = ("webhook", "write", "poll", "fill", "other-connection")
 
 
+async def _change_elsewhere(store: Store, booking_id: str, note: str) -> None:
+    """The booking's note changed by another process's own connection."""
+    if store.dialect == "sqlite":
+        with sqlite3.connect(store.path) as other:
+            other.execute(
+                "UPDATE booking SET raw = json_set(raw, '$.quickNote', ?) WHERE booking_id = ?",
+                (note, booking_id),
+            )
+        return
+    from sqlalchemy import text
+
+    from storage.engine import make_engine
+
+    engine = make_engine(store.url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE booking SET raw = jsonb_set(raw::jsonb, '{quickNote}', "
+                    "to_jsonb(CAST(:note AS text)))::text WHERE booking_id = :id"
+                ),
+                {"note": note, "id": booking_id},
+            )
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("path", PATHS)
 async def test_each_change_path_shows_in_the_next_read(
     make_sim: Any, store: Store, make_mirror_app: Any, path: str
@@ -206,14 +235,73 @@ async def test_each_change_path_shows_in_the_next_read(
                 session, app.url + "/booking/v1/booking", {"clientId": booking["client"]["id"]}
             )
             assert status == 200 and note.encode() in history
-        else:  # another connection (a CLI command beside serve: audit, resync, privacy)
-            with sqlite3.connect(store.path) as other:
-                other.execute(
-                    "UPDATE booking SET raw = json_set(raw, '$.quickNote', ?) WHERE booking_id = ?",
-                    (note, booking["bookingId"]),
-                )
+        else:  # another connection (a CLI command beside serve, another replica)
+            drops = _ready(app).drops
+            await _change_elsewhere(store, booking["bookingId"], note)
+            if store.dialect == "postgresql":  # notified: applied within a second
+                await _until(lambda: _ready(app).drops >= drops + len(reads), within_s=1)
         after = await _bodies(session, reads)
     assert all(note.encode() in body for body in after), path
+    await client.close()
+
+
+async def test_a_write_through_one_replica_reaches_the_ready_answers_of_another(
+    make_sim: Any, store: Store, make_mirror_app: Any
+) -> None:
+    """Two replicas on one database, each with its own engine, writer and reader (two
+    ``serve`` processes): a webhook through one shows in its next read at once and in
+    the other's within a second; an erasure through one leaves the other's memory
+    within a second."""
+    import asyncio
+
+    from aiohttp.test_utils import TestServer
+
+    from api.access_log import AccessLogger
+    from api.app import create_app
+    from mirror.config import Config
+    from storage.engine import make_engine
+    from storage.writer import Writer
+    from tests.conftest import UNLIMITED_FILLS
+
+    sim, client, one = await _synced(make_sim, store, make_mirror_app)
+    engine = make_engine(store.url)
+    writer = Writer(engine)
+    await writer.start()
+    keys = [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]
+    config = Config.model_validate(
+        {"webhook": {"secret": WEBHOOK_SECRET}, "api": {"keys": keys, **UNLIMITED_FILLS}}
+    )
+    server = TestServer(create_app(config, engine=engine, writer=writer), host="127.0.0.1")
+    await server.start_server(access_log_class=AccessLogger)
+    other = MirrorApp(server)
+    booking = _appointment(sim)
+    email = sim.world.clients[booking["client"]["id"]]["email"].encode()
+    try:
+        await _until(lambda: _ready(other).enabled, within_s=5)
+        async with aiohttp.ClientSession() as session:
+            for app in (one, other, one, other):  # the first history read fills
+                await _bodies(session, _reads(app, booking))
+            hits = _ready(other).hits
+            assert any(email in b for b in await _bodies(session, _reads(other, booking)))
+            assert _ready(other).hits == hits + 3
+            loop = asyncio.get_running_loop()
+            started, drops = loop.time(), _ready(other).drops
+            await _webhook(session, one, booking, "through one replica")
+            mine = await _bodies(session, _reads(one, booking))
+            assert all(b"through one replica" in body for body in mine)
+            await _until(lambda: _ready(other).drops >= drops + 3, within_s=1)
+            took = loop.time() - started
+            after = await _bodies(session, _reads(other, booking))
+            assert all(b"through one replica" in body for body in after)
+            print(f"{store.dialect}: the other replica dropped in {took * 1000:.0f} ms")  # noqa: T201
+            assert any(email in b for b in _ready(other).bodies())
+            await erase_client(store.writer, booking["client"]["id"])
+            assert not any(email in b for b in _ready(one).bodies())
+            await _until(lambda: not any(email in b for b in _ready(other).bodies()), within_s=1)
+    finally:
+        await server.close()
+        await writer.close()
+        await engine.dispose()
     await client.close()
 
 
