@@ -77,6 +77,7 @@ PRUNE_EVERY_S = 60.0
 # together do not come back together).
 PRUNE_AFTER_S = 300.0
 RECONNECT_S = (0.1, 5.0)
+_STEADY_S = 10.0  # a feed that listened this long starts its backoff afresh when lost
 # Transactions applied, remembered so that the feed's notice of this process's own
 # (applied already after its commit) is not applied twice.
 _APPLIED_TXS = 10_000
@@ -427,8 +428,10 @@ async def _follow_probe(app: web.Application) -> AsyncGenerator[None, None]:
 
 async def _follow_feed(ready_answers: ReadyAnswers, engine: AsyncEngine) -> None:
     """PostgreSQL: keep answers only while the change feed listens; apply each committed
-    transaction it hands over; when it is lost, drop everything and stop keeping until
-    it listens again."""
+    transaction it hands over; when it is lost (or anything fails), drop everything and
+    stop keeping until it listens again. Connecting backs off while it keeps failing,
+    and so does listening again after a feed lost soon after it started."""
+    loop = asyncio.get_running_loop()
     wait = RECONNECT_S[0]
     while True:
         feed = changes.ChangeFeed(engine)
@@ -443,19 +446,25 @@ async def _follow_feed(ready_answers: ReadyAnswers, engine: AsyncEngine) -> None
             await asyncio.sleep(wait * random.uniform(0.5, 1.0))
             wait = min(wait * 2, RECONNECT_S[1])
             continue
-        wait = RECONNECT_S[0]
         ready_answers.clear()  # what changed while nobody listened
         ready_answers.enabled = True
+        listened = loop.time()
         log.info("ready.feed_listening")
         try:
             while True:
                 ready_answers.apply_transactions(await feed.next(FOLLOW_INTERVAL_S))
         except changes.ChangeFeedLostError as error:
             log.warning("ready.feed_lost", extra={"error": str(error)})
+        except Exception:  # whatever it was, changes may now go unseen
+            log.exception("ready.feed_failed")
         finally:
             ready_answers.enabled = False
             ready_answers.clear()
             await feed.close()
+        if loop.time() - listened > _STEADY_S:
+            wait = RECONNECT_S[0]
+        await asyncio.sleep(wait * random.uniform(0.5, 1.0))
+        wait = min(wait * 2, RECONNECT_S[1])
 
 
 async def _prune(writer: Writer, prune: Callable[[Connection], None]) -> None:
