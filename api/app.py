@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api import openapi
 from api.errors import error_middleware
 from api.fill_guard import FILL_GUARD, FillGuard
+from api.invalidation import follow, writes
 from api.keys import (
     BOOXI,
     CONFIG,
@@ -26,7 +27,7 @@ from api.keys import (
 from api.metrics import Metrics
 from api.middleware import booxi_api_middleware
 from api.query import CURSOR_KEY
-from api.ready import READY, ReadyAnswers, follow, max_bytes_of, writes
+from api.ready import READY, ReadyAnswers, max_bytes_of
 from api.retention_marks import PendingNoRetention
 from api.routes import ROUTES
 from mirror.client import BooxiClient

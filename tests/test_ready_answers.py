@@ -428,11 +428,11 @@ def _booking_row(booking_id: str, staff_id: int, client_id: int) -> dict[str, An
 
 async def _following(store: Store) -> tuple[Any, ReadyAnswers]:
     """An application holding only the ready answers and what follows the changes
-    (``api.ready.writes`` and ``follow``), started: listening, on PostgreSQL."""
+    (``api.invalidation``), started: listening, on PostgreSQL."""
     from aiohttp import web
 
+    from api.invalidation import follow, writes
     from api.keys import ENGINE, READER, WRITER
-    from api.ready import follow, writes
     from storage.reader import Reader
 
     app = web.Application()
