@@ -626,3 +626,75 @@ async def _on_server(statement: str) -> None:
             await conn.execute(text(statement))
     finally:
         await admin.dispose()
+
+
+@pytest.mark.both_engines
+async def test_under_concurrent_writes_no_kept_answer_outlives_its_data(store: Store) -> None:
+    """Reads keep answers while this process's writer and another connection change the
+    same rows: once the writes stop and a second has passed, every answer still kept
+    equals what the database holds."""
+    import asyncio
+    import random
+
+    from sqlalchemy import insert, text
+
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage.engine import make_engine
+    from storage.models import TABLES
+
+    ids = [f"b-{i}" for i in range(60)]
+    rows = [_booking_row(i, n % 3, n) for n, i in enumerate(ids)]
+    await store.writer.run(lambda conn: conn.execute(insert(TABLES.tables["booking"]), rows))
+    app, ready = await _following(store)
+    other = make_engine(store.url)
+    update = text("UPDATE booking SET raw = :raw WHERE booking_id = :id")
+    done = reads_done = asyncio.Event()
+    rng = random.Random(11)
+
+    async def elsewhere() -> None:
+        for n in range(10**9):
+            if done.is_set():
+                return
+            async with other.begin() as conn:
+                await conn.execute(update, {"raw": f'{{"other": {n}}}', "id": rng.choice(ids)})
+
+    async def here() -> None:
+        for n in range(10**9):
+            if done.is_set():
+                return
+            raw, id_ = f'{{"here": {n}}}', rng.choice(ids)
+            await store.writer.run(
+                lambda conn, r=raw, i=id_: conn.execute(update, {"raw": r, "id": i})
+            )
+
+    async def reads() -> int:
+        kept = 0
+        while not reads_done.is_set():
+            id_ = rng.choice(ids)
+            since = ready.generation
+            async with store.engine.connect() as conn:
+                raw = await conn.scalar(
+                    text("SELECT raw FROM booking WHERE booking_id = :id"), {"id": id_}
+                )
+            await asyncio.sleep(rng.random() * 0.01)  # building the answer takes a while
+            answer = Ready(raw.encode(), '"x"', Freshness(None), (Tag(f"booking:{id_}"),))
+            kept += ready.put(id_, answer, since)
+        return kept
+
+    try:
+        tasks = [asyncio.create_task(f()) for f in (elsewhere, here, *[reads] * 4)]
+        await asyncio.sleep(2)
+        done.set()
+        reads_done.set()
+        kept = sum([n for n in await asyncio.gather(*tasks) if n is not None])
+        await asyncio.sleep(1)
+        async with store.engine.connect() as conn:
+            result = await conn.execute(text("SELECT booking_id, raw FROM booking"))
+            held = dict(result.all())
+        stale = [i for i in ids if (r := ready.get(i)) is not None and r.body != held[i].encode()]
+        print(f"{store.dialect}: {kept} kept, {ready.drops} dropped, {len(ready)} held")  # noqa: T201
+        assert kept > 20 and ready.drops > 20 and len(ready) > 0 and not stale
+    finally:
+        await other.dispose()
+        await app.cleanup()
