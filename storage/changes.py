@@ -14,7 +14,7 @@ range of instants (stored keys, ``storage.times.instant_key``):
 - ``cover:{scope}`` with a range, and ``sync:{scope}``: coverage and sync state, the
   scope without its ``@store`` suffix (``cover:staff:12``, ``sync:client:5``);
 - ``staff:``, ``service:`` or ``merchant:`` with an id for a module link;
-- ``*``: everything (a personal-data block).
+- ``*``: everything (a personal-data block; on PostgreSQL also a ``TRUNCATE``).
 
 An update that changes only bookkeeping (``synced_at``, ``source``) leaves no row.
 
@@ -137,8 +137,13 @@ def postgres_trigger_statements(columns: dict[str, list[str]]) -> list[str]:
     plpgsql function writing the same rows (``tx`` and ``at`` by their defaults), then
     ``NOTIFY`` with the transaction's id if it wrote any, and the three triggers of the
     same names, the update's only when a column besides bookkeeping ``IS DISTINCT FROM``
-    what it was."""
-    statements = []
+    what it was. Besides (PostgreSQL has it, SQLite not): a ``TRUNCATE``, which fires no
+    row trigger, writes ``*`` (everything)."""
+    statements = [
+        "CREATE FUNCTION change_log_truncated() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN INSERT INTO change_log (tag) VALUES ('*'); "
+        f"PERFORM pg_notify('{CHANNEL}', pg_current_xact_id()::text); RETURN NULL; END $$"
+    ]
     for table in TAGS:
         branches = " ".join(
             f"{'IF' if index == 0 else 'ELSIF'} TG_OP = '{op}' THEN "
@@ -161,6 +166,10 @@ def postgres_trigger_statements(columns: dict[str, list[str]]) -> list[str]:
                 f"CREATE TRIGGER change_log_{table}_{op.lower()} AFTER {op} ON {table} "
                 f"FOR EACH ROW{when} EXECUTE FUNCTION change_log_{table}()"
             )
+        statements.append(
+            f"CREATE TRIGGER change_log_{table}_truncate AFTER TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION change_log_truncated()"
+        )
     return statements
 
 
@@ -169,9 +178,10 @@ def drop_postgres_trigger_statements() -> list[str]:
         *(
             f"DROP TRIGGER IF EXISTS change_log_{table}_{op} ON {table}"
             for table in TAGS
-            for op in ("insert", "update", "delete")
+            for op in ("insert", "update", "delete", "truncate")
         ),
         *(f"DROP FUNCTION IF EXISTS change_log_{table}()" for table in TAGS),
+        "DROP FUNCTION IF EXISTS change_log_truncated()",
     ]
 
 

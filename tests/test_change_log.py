@@ -243,6 +243,17 @@ async def test_the_change_feed_hands_over_committed_transactions_and_says_when_l
         await store.engine.dispose()
 
 
+async def test_a_truncate_changes_everything_on_postgresql(postgres_url: str) -> None:
+    store = await _postgres_store(postgres_url)
+    try:
+        await _with_a_client(store)
+        await store.writer.run(lambda conn: conn.execute(text("TRUNCATE client")))
+        assert [r["tag"] for r in await store.rows("SELECT tag FROM change_log")] == ["*"]
+    finally:
+        await store.writer.close()
+        await store.engine.dispose()
+
+
 async def test_the_change_log_is_pruned_by_age_on_postgresql(postgres_url: str) -> None:
     store = await _postgres_store(postgres_url)
     try:
@@ -274,7 +285,7 @@ async def test_migration_0010_goes_down_and_up_again_on_postgresql(postgres_url:
     try:
         await upgrade(engine)
         async with engine.connect() as conn:
-            assert await conn.scalar(text(triggers)) == 3 * len(changes.TAGS)
+            assert await conn.scalar(text(triggers)) == 4 * len(changes.TAGS)
         async with engine.begin() as conn:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:
@@ -288,6 +299,6 @@ async def test_migration_0010_goes_down_and_up_again_on_postgresql(postgres_url:
             assert sorted(columns) == ["hi", "lo", "seq", "tag"]
         await upgrade(engine)
         async with engine.connect() as conn:
-            assert await conn.scalar(text(triggers)) == 3 * len(changes.TAGS)
+            assert await conn.scalar(text(triggers)) == 4 * len(changes.TAGS)
     finally:
         await engine.dispose()
