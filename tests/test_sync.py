@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mirror.sync import run_pass
 from tests.conftest import Sim, Store, booxi_client
 
@@ -52,6 +54,7 @@ def _truth(sim: Sim, start, end) -> tuple[dict[str, dict], dict[int, dict]]:
     return {i: world.bookings[i] for i in booking_ids}, events
 
 
+@pytest.mark.both_engines
 async def test_one_pass_mirrors_every_booking_and_event_field_for_field(
     sim: Sim, store: Store
 ) -> None:
@@ -97,6 +100,7 @@ async def _assert_converged(sim: Sim, store: Store) -> None:
     assert mirrored_events == events
 
 
+@pytest.mark.both_engines
 async def test_convergence_after_random_changes_with_faulty_webhooks(
     make_sim, store: Store, mirror_app
 ) -> None:
@@ -131,6 +135,7 @@ async def test_convergence_after_random_changes_with_faulty_webhooks(
     assert {row["outcome"] for row in outcomes} >= {"applied"}
 
 
+# SQLite only: Booxi's budget is the subject, the same whatever the engine
 async def test_full_pass_over_fifty_staff_keeps_within_booxis_budget(
     make_sim, store: Store
 ) -> None:
@@ -150,6 +155,7 @@ async def test_full_pass_over_fifty_staff_keeps_within_booxis_budget(
     assert busiest_minute <= 300
 
 
+@pytest.mark.both_engines
 async def test_outage_records_errors_keeps_data_and_catches_up(make_sim, store: Store) -> None:
     sim = await make_sim()
     async with booxi_client(sim, timeout_s=1, max_attempts=2) as client:
