@@ -231,7 +231,7 @@ async def test_the_change_feed_hands_over_committed_transactions_and_says_when_l
             await conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = :name"
+                    "WHERE application_name = :name AND datname = current_database()"
                 ),
                 {"name": changes.APPLICATION_NAME},
             )
