@@ -134,9 +134,11 @@ class ReadyAnswers:
     # ---- keeping ---------------------------------------------------------------------
     def put(self, key: Hashable, ready: Ready, since: int) -> bool:
         """Keep ``ready`` unless a change applied after generation ``since`` names one of
-        its tags (its data may have changed under it), or it is too large to keep."""
+        its tags (its data may have changed under it), it is too large to keep, or
+        nothing is kept now (``enabled`` off: on PostgreSQL, while the change feed does
+        not listen)."""
         size = _cost(ready)
-        if size > self.max_bytes // 8:
+        if size > self.max_bytes // 8 or not self.enabled:
             return False
         if since != self._generation and self._changed_since(since, ready.tags):
             return False

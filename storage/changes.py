@@ -312,7 +312,8 @@ class ChangeFeed:
             server_settings={"application_name": APPLICATION_NAME},
         )
         self._conn.add_termination_listener(self._terminated)
-        await self._conn.add_listener(CHANNEL, self._notified)
+        async with asyncio.timeout(self._connect_s):
+            await self._conn.add_listener(CHANNEL, self._notified)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._pending.append(payload)
@@ -334,7 +335,8 @@ class ChangeFeed:
         if not self._pending and not self._lost:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle_s)
+                async with asyncio.timeout(idle_s):  # wait_for (3.11) may swallow a cancel
+                    await self._wake.wait()
         if self._lost or conn.is_closed():
             raise ChangeFeedLostError("the change feed's connection was closed")
         try:
@@ -343,7 +345,7 @@ class ChangeFeed:
                 return {}
             txs, self._pending = list(dict.fromkeys(self._pending)), []
             rows = await conn.fetch(_ROWS_OF, txs, timeout=self._answer_s)
-        except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as error:
+        except Exception as error:  # a server error, a timeout, a connection in pieces
             self._lost = True
             raise ChangeFeedLostError(str(error) or type(error).__name__) from error
         found: dict[str, list[Change]] = {tx: [] for tx in txs}
@@ -357,6 +359,7 @@ class ChangeFeed:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), self._answer_s)
+                async with asyncio.timeout(self._answer_s):
+                    await conn.close()
             if not conn.is_closed():
                 conn.terminate()

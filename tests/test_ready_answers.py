@@ -606,6 +606,7 @@ async def test_a_lost_change_feed_drops_everything_keeps_nothing_and_listens_aga
         await asyncio.sleep(0.5)
         assert not ready.enabled  # lookups answer from storage and keep nothing
         assert not ready.put("week", week, since)  # nor does the read in flight
+        assert not ready.put("week", week, ready.generation)  # nor any other
         await _on_server(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         back = await _until(lambda: ready.enabled, within_s=6)
         print(f"listening again {back * 1000:.0f} ms after connections are allowed")  # noqa: T201
