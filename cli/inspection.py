@@ -77,6 +77,9 @@ def read_only(config: Config) -> Iterator[ReadConnection]:
 
 @contextlib.contextmanager
 def _postgres(url: str) -> Iterator[ReadConnection]:
+    """A read-only PostgreSQL session, checked to be a mirror's database;
+    ``NotAMirrorError`` naming the server's or the network's reason when it cannot be
+    read (password hidden)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
@@ -88,7 +91,8 @@ def _postgres(url: str) -> Iterator[ReadConnection]:
             conn = stack.enter_context(blocking_reads(url))
             queries.check_mirror(conn, name)
         except (DBAPIError, OSError) as error:
-            raise queries.NotAMirrorError(f"{name}: cannot read it ({error})") from None
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            raise queries.NotAMirrorError(f"{name}: cannot read it ({reason})") from None
         yield conn
 
 

@@ -435,10 +435,14 @@ async def test_inspection_of_postgresql_says_what_it_cannot_read_or_do(
     postgres_url: str, tmp_path: Path
 ) -> None:
     config = _config(tmp_path, postgres_url)  # an empty database: no mirror's tables
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    nowhere = postgres_url.rpartition("/")[0] + "/booxi_mirror_test_no_such_database"
     runs = await asyncio.gather(
         _cli(config, "status"),
         _cli(config, "db", "backup", str(tmp_path / "copy.db")),
         _cli(config, "db", "vacuum"),
+        _cli(_config(missing, nowhere), "history", "--client", "1"),
     )
     for code, out, err in runs:  # (vacuum says "vacuuming..." first, as on SQLite)
         assert (code, out) == (1, "") and err.splitlines()[-1].startswith("Error: "), err
@@ -446,3 +450,5 @@ async def test_inspection_of_postgresql_says_what_it_cannot_read_or_do(
     assert "not a booxi-mirror database (no alembic_version, booking" in runs[0][2]
     assert "db backup works on SQLite files, not PostgreSQL (use pg_dump)" in runs[1][2]
     assert "db vacuum works on SQLite files, not PostgreSQL" in runs[2][2]
+    assert 'cannot read it (database "booxi_mirror_test_no_such_database"' in runs[3][2]
+    assert len(runs[3][2].strip().splitlines()) == 1

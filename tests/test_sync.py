@@ -1,5 +1,9 @@
 """The sync engine against the simulator: a pass mirrors Booxi field for field, and
-reconciliation converges under random changes and webhook faults."""
+reconciliation converges under random changes and webhook faults.
+
+The field-for-field pass runs on both engines (``both_engines``); the others, which
+test the sync and not the storage, on SQLite only (PostgreSQL tests stay few: the suite
+runs in under 5 minutes)."""
 
 from __future__ import annotations
 
@@ -100,7 +104,6 @@ async def _assert_converged(sim: Sim, store: Store) -> None:
     assert mirrored_events == events
 
 
-@pytest.mark.both_engines
 async def test_convergence_after_random_changes_with_faulty_webhooks(
     make_sim, store: Store, mirror_app
 ) -> None:
@@ -135,7 +138,6 @@ async def test_convergence_after_random_changes_with_faulty_webhooks(
     assert {row["outcome"] for row in outcomes} >= {"applied"}
 
 
-# SQLite only: Booxi's budget is the subject, the same whatever the engine
 async def test_full_pass_over_fifty_staff_keeps_within_booxis_budget(
     make_sim, store: Store
 ) -> None:
@@ -155,7 +157,6 @@ async def test_full_pass_over_fifty_staff_keeps_within_booxis_budget(
     assert busiest_minute <= 300
 
 
-@pytest.mark.both_engines
 async def test_outage_records_errors_keeps_data_and_catches_up(make_sim, store: Store) -> None:
     sim = await make_sim()
     async with booxi_client(sim, timeout_s=1, max_attempts=2) as client:
