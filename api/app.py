@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import openapi
 from api.errors import error_middleware
 from api.fill_guard import FILL_GUARD, FillGuard
+from api.invalidation import follow, writes
 from api.keys import (
     BOOXI,
     CONFIG,
@@ -27,13 +27,12 @@ from api.keys import (
 from api.metrics import Metrics
 from api.middleware import booxi_api_middleware
 from api.query import CURSOR_KEY
-from api.ready import READY, ReadyAnswers, follow, max_bytes_of
+from api.ready import READY, ReadyAnswers, max_bytes_of
 from api.retention_marks import PendingNoRetention
 from api.routes import ROUTES
 from mirror.client import BooxiClient
 from mirror.config import Config
 from mirror.repoll import Repoller
-from storage import changes
 from storage.mirror_secret import cursor_key
 from storage.reader import Reader
 from storage.writer import Writer
@@ -78,8 +77,8 @@ def create_app(
 
         app.cleanup_ctx.append(reader_ctx)
     app[READER] = reader
-    if config.api.ready_answers_mb > 0 and engine.dialect.name == "sqlite":
-        _keep_answers_ready(app, writer)
+    if config.api.ready_answers_mb > 0:
+        _keep_answers_ready(app)
     if booxi is not None:
         app[BOOXI] = booxi
         repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
@@ -94,24 +93,9 @@ def create_app(
     return app
 
 
-def _keep_answers_ready(app: web.Application, writer: Writer) -> None:
+def _keep_answers_ready(app: web.Application) -> None:
     """Ready answers (``api.ready``), told of this process's writes after each commit
     (``Writer.after_commit``) and of other processes' by following the change log."""
-    answers = app[READY] = ReadyAnswers(max_bytes_of(app))
-
-    def collect(conn: Connection) -> list[changes.Change]:
-        return changes.changes_since(conn.connection, answers.applied_seq)
-
-    def deliver(found: list[changes.Change] | None) -> None:
-        if found is None:
-            answers.clear()
-        else:
-            answers.apply(found)
-
-    async def listen(_: web.Application) -> AsyncIterator[None]:
-        remove = writer.after_commit(collect, deliver)
-        yield
-        remove()  # the writer may outlive this application (tests start several)
-
-    app.cleanup_ctx.append(listen)
+    app[READY] = ReadyAnswers(max_bytes_of(app))
+    app.cleanup_ctx.append(writes)
     app.cleanup_ctx.append(follow)

@@ -15,11 +15,18 @@ the answer was built from as ``Tag``s (the same vocabulary as ``storage.changes`
 - **Invalidation**: every change the database records (``storage.changes``) drops the
   answers one of whose tags it names, where ranges overlap. Changes made by this
   process's writer are applied after their commit and before the writes' callers
-  resume (so a write's answer, and any read after it, sees the change); changes made by
-  other processes (a CLI command beside ``serve``) are found before every lookup (the
-  log's last ``seq``, one lookup of a few microseconds, against the last one applied)
-  and every ``FOLLOW_INTERVAL_S``. Erased or expired personal data leaves the memory with the
-  rows: erasure and retention delete rows, and the deletions are changes like any other.
+  resume (so a write's answer, and any read after it, sees the change). Changes made by
+  other processes: on SQLite (a CLI command beside ``serve``) they are found before
+  every lookup (the log's last ``seq``, one lookup of a few microseconds, against the
+  last one applied) and every half second; on PostgreSQL (other replicas, CLI
+  commands) each committed transaction is notified (``storage.changes.ChangeFeed``) and
+  its rows applied at once, well within a second. Erased or expired personal data
+  leaves the memory with the rows: erasure and retention delete rows, and the
+  deletions are changes like any other.
+- **Lost feed** (PostgreSQL): while the notifications' connection is down, changes may
+  go unseen, so everything is dropped and nothing is kept until it listens again
+  (reconnecting with backoff); its silence is checked every half second. How changes
+  reach the store: ``api.invalidation``.
 - **Races**: a read that started before a change was applied and finishes after it is
   not kept if the change names one of its tags (``since``: the generation the read
   started at).
@@ -33,12 +40,10 @@ says ``fwd=uri-miss; stored``, the kept copy says ``hit``, as an uncached read w
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -49,8 +54,9 @@ from storage.changes import Change, Probe
 
 log = logging.getLogger(__name__)
 
-FOLLOW_INTERVAL_S = 0.5
-PRUNE_EVERY_S = 60.0
+# Transactions applied, remembered so that the feed's notice of this process's own
+# (applied already after its commit) is not applied twice.
+_APPLIED_TXS = 10_000
 # Changes remembered for reads in flight (a read that started before the oldest one
 # remembered does not keep its answer): a count, not a number of commits, since one poll
 # commit may carry hundreds.
@@ -92,6 +98,7 @@ class ReadyAnswers:
         self._recent: collections.deque[tuple[int, tuple[Change, ...] | None]] = collections.deque()
         self._recent_changes = 0
         self.applied_seq = 0
+        self._applied_txs: dict[str, None] = {}
         self.probe: Probe | None = None
         self.enabled = True
         self.hits = 0
@@ -127,9 +134,11 @@ class ReadyAnswers:
     # ---- keeping ---------------------------------------------------------------------
     def put(self, key: Hashable, ready: Ready, since: int) -> bool:
         """Keep ``ready`` unless a change applied after generation ``since`` names one of
-        its tags (its data may have changed under it), or it is too large to keep."""
+        its tags (its data may have changed under it), it is too large to keep, or
+        nothing is kept now (``enabled`` off: on PostgreSQL, while the change feed does
+        not listen)."""
         size = _cost(ready)
-        if size > self.max_bytes // 8:
+        if size > self.max_bytes // 8 or not self.enabled:
             return False
         if since != self._generation and self._changed_since(since, ready.tags):
             return False
@@ -189,6 +198,23 @@ class ReadyAnswers:
         else:
             self._drop(fresh)
         self.applied_seq = fresh[-1].seq
+
+    def apply_transactions(self, found: Mapping[str, Sequence[Change]]) -> None:
+        """PostgreSQL: apply committed transactions' rows, by transaction id (from this
+        process's writer, or from the change feed, which brings this process's own as
+        well: each is applied once). A notified transaction whose rows are gone (pruned
+        before they were read) drops everything."""
+        fresh = [(tx, rows) for tx, rows in found.items() if tx not in self._applied_txs]
+        if not fresh:
+            return
+        for tx, _ in fresh:
+            self._applied_txs[tx] = None
+        while len(self._applied_txs) > _APPLIED_TXS:
+            del self._applied_txs[next(iter(self._applied_txs))]
+        if any(not rows for _, rows in fresh):
+            self.clear()
+        else:
+            self._drop([change for _, rows in fresh for change in rows])
 
     def clear(self) -> None:
         """Drop everything (and make reads in flight not keep their answers)."""
@@ -276,49 +302,6 @@ def keep(
         return
     kept = dataclasses.replace(freshness, filled=False)
     ready_answers.put(key, Ready(body, etag, kept, tuple(tags)), request[_SINCE])
-
-
-# ---- following the change log ------------------------------------------------------------
-async def follow(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: start where the change log is now; apply what other processes
-    change at every lookup and every ``FOLLOW_INTERVAL_S`` (so that erased data leaves
-    the memory within that even when nobody reads); prune the log every
-    ``PRUNE_EVERY_S``."""
-    from api.keys import READER, WRITER
-    from storage import changes
-
-    ready_answers = app[READY]
-    try:
-        probe = changes.Probe(app[READER].path)
-        ready_answers.applied_seq = max(ready_answers.applied_seq, probe.last_seq())
-    except Exception:  # no database yet (``/readyz`` says so): serve without ready answers
-        log.warning("ready.disabled", exc_info=True)
-        ready_answers.enabled = False
-        yield
-        return
-    ready_answers.probe = probe
-    writer = app[WRITER]
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        pruned = loop.time()
-        while True:
-            await asyncio.sleep(FOLLOW_INTERVAL_S)
-            ready_answers.refresh()
-            if loop.time() - pruned > PRUNE_EVERY_S:
-                pruned = loop.time()
-                try:
-                    await writer.run(lambda conn: changes.prune(conn.connection))
-                except Exception:  # the next round tries again
-                    log.warning("ready.prune_failed", exc_info=True)
-
-    task = asyncio.create_task(run(), name="ready-answers-follow")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    ready_answers.probe = None
-    probe.close()
 
 
 def max_bytes_of(app: web.Application) -> int:

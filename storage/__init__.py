@@ -18,6 +18,10 @@ Knows nothing of HTTP or of Booxi's API, only of Booxi's JSON objects. Public na
 - ``storage.reader.Reader``: runs the read functions (``storage.reads``,
   ``storage.coverage``, ``storage.book_now``), each in one read-only snapshot, on
   SQLite or PostgreSQL; they take a ``storage.read_connection.ReadConnection``.
+- ``storage.changes``: the change log the triggers write (tags, SQLite's and
+  PostgreSQL's triggers from one table), read by the read API's ready answers: on
+  SQLite by ``seq`` (``Probe``), on PostgreSQL by transaction (``ChangeFeed``:
+  ``LISTEN``/``NOTIFY``).
 - ``storage.inspection``: read-only queries of the inspection commands, on the same
   ``ReadConnection`` (``connect_readonly`` for an SQLite file,
   ``storage.reader.blocking_reads`` for PostgreSQL); ``storage.replay``: which rows of a

@@ -18,7 +18,10 @@ failed). The read API's ready answers drop what a write changed this way
 On SQLite the whole transaction runs in the writer's own thread on a stdlib
 ``sqlite3`` connection (one hand-off per transaction: SQLAlchemy's async path over
 aiosqlite costs several per statement); on other databases it runs through
-``AsyncConnection.run_sync``.
+``AsyncConnection.run_sync``. On PostgreSQL, where other transactions commit alongside,
+a transaction that has listeners reads the change rows it wrote just before it commits
+(``storage.changes.note_transaction``): ``collect`` gets what that transaction changed,
+not what others did meanwhile.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage import changes
 from storage.engine import make_sqlite_writer_engine
 
 log = logging.getLogger(__name__)
@@ -227,7 +231,9 @@ class Writer:
         conn = conn.execution_options(begin="BEGIN IMMEDIATE")
         try:
             with conn.begin():
-                return [(True, value) for value in _apply_all(conn, entries)]
+                values = _apply_all(conn, entries)
+                self._before_commit(conn)
+                return [(True, value) for value in values]
         except Exception:  # find the culprit: each job again, alone, in a savepoint
             log.warning("storage.retrying_one_by_one", extra={"jobs": len(entries)}, exc_info=True)
         results: list[tuple[bool, Any]] = []
@@ -238,7 +244,14 @@ class Writer:
                         results.append((True, _apply_one(conn, entry)))
                 except Exception as error:  # handed to the caller
                     results.append((False, error))
+            self._before_commit(conn)
         return results
+
+    def _before_commit(self, conn: Connection) -> None:
+        """PostgreSQL, with listeners: note the transaction's change rows, so that they
+        get exactly its changes after the commit (``storage.changes.transaction_changes``)."""
+        if self._listeners and conn.dialect.name == "postgresql":
+            changes.note_transaction(conn)
 
 
 def _apply_all(conn: Connection, entries: list[_Entry]) -> list[Any]:

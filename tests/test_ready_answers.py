@@ -26,6 +26,8 @@ from tests.conftest import (
     calendar_params,
 )
 
+pytestmark = pytest.mark.both_engines  # the tests that use the store: on both
+
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 FMT = "%Y-%m-%dT%H:%M:%SZ"
@@ -49,6 +51,8 @@ async def _synced(make_sim: Any, store: Store, make_mirror_app: Any, **api: Any)
     assert (await run_pass(client, store.writer, store.engine, horizon_days=30)).ok
     keys = [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]
     app = await make_mirror_app(booxi=client, api={"keys": keys, **api})
+    if READY in app.server.app:  # on PostgreSQL, kept once the change feed listens
+        await _until(lambda: _ready(app).enabled, within_s=5)
     return sim, client, app
 
 
@@ -171,6 +175,33 @@ def _change_at_booxi(sim: Sim, booking: dict[str, Any], note: str) -> None:
 PATHS = ("webhook", "write", "poll", "fill", "other-connection")
 
 
+async def _change_elsewhere(store: Store, booking_id: str, note: str) -> None:
+    """The booking's note changed by another process's own connection."""
+    if store.dialect == "sqlite":
+        with sqlite3.connect(store.path) as other:
+            other.execute(
+                "UPDATE booking SET raw = json_set(raw, '$.quickNote', ?) WHERE booking_id = ?",
+                (note, booking_id),
+            )
+        return
+    from sqlalchemy import text
+
+    from storage.engine import make_engine
+
+    engine = make_engine(store.url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE booking SET raw = jsonb_set(raw::jsonb, '{quickNote}', "
+                    "to_jsonb(CAST(:note AS text)))::text WHERE booking_id = :id"
+                ),
+                {"note": note, "id": booking_id},
+            )
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("path", PATHS)
 async def test_each_change_path_shows_in_the_next_read(
     make_sim: Any, store: Store, make_mirror_app: Any, path: str
@@ -206,14 +237,82 @@ async def test_each_change_path_shows_in_the_next_read(
                 session, app.url + "/booking/v1/booking", {"clientId": booking["client"]["id"]}
             )
             assert status == 200 and note.encode() in history
-        else:  # another connection (a CLI command beside serve: audit, resync, privacy)
-            with sqlite3.connect(store.path) as other:
-                other.execute(
-                    "UPDATE booking SET raw = json_set(raw, '$.quickNote', ?) WHERE booking_id = ?",
-                    (note, booking["bookingId"]),
-                )
+        else:  # another connection (a CLI command beside serve, another replica)
+            drops = _ready(app).drops
+            await _change_elsewhere(store, booking["bookingId"], note)
+            if store.dialect == "postgresql":  # notified: applied within a second
+                await _until(lambda: _ready(app).drops >= drops + len(reads), within_s=1)
         after = await _bodies(session, reads)
     assert all(note.encode() in body for body in after), path
+    await client.close()
+
+
+async def test_a_write_through_one_replica_reaches_the_ready_answers_of_another(
+    make_sim: Any, store: Store, make_mirror_app: Any
+) -> None:
+    """Two replicas on one database, each with its own engine, writer and reader (two
+    ``serve`` processes): a webhook through one shows in its next read at once and in
+    the other's within a second; an erasure through one leaves the other's memory
+    within a second."""
+    import asyncio
+
+    from aiohttp.test_utils import TestServer
+
+    from api.access_log import AccessLogger
+    from api.app import create_app
+    from mirror.config import Config
+    from storage.engine import make_engine
+    from storage.writer import Writer
+    from tests.conftest import UNLIMITED_FILLS
+
+    sim, client, one = await _synced(make_sim, store, make_mirror_app)
+    engine = make_engine(store.url)
+    writer = Writer(engine)
+    await writer.start()
+    keys = [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]
+    config = Config.model_validate(
+        {"webhook": {"secret": WEBHOOK_SECRET}, "api": {"keys": keys, **UNLIMITED_FILLS}}
+    )
+    server = TestServer(create_app(config, engine=engine, writer=writer), host="127.0.0.1")
+    await server.start_server(access_log_class=AccessLogger)
+    other = MirrorApp(server)
+    booking = _appointment(sim)
+    email = sim.world.clients[booking["client"]["id"]]["email"].encode()
+    try:
+        await _until(lambda: _ready(other).enabled, within_s=5)
+        async with aiohttp.ClientSession() as session:
+            for app in (one, other, one, other):  # the first history read fills
+                await _bodies(session, _reads(app, booking))
+            for _ in range(20):  # held (once what the fills set off has settled)
+                hits = _ready(other).hits
+                bodies = await _bodies(session, _reads(other, booking))
+                if _ready(other).hits == hits + 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert _ready(other).hits == hits + 3 and any(email in b for b in bodies)
+            loop = asyncio.get_running_loop()
+            started, drops = loop.time(), _ready(other).drops
+            await _webhook(session, one, booking, "through one replica")
+            mine = await _bodies(session, _reads(one, booking))
+            assert all(b"through one replica" in body for body in mine)
+            await _until(lambda: _ready(other).drops >= drops + 3, within_s=1)
+            took = loop.time() - started
+            after = await _bodies(session, _reads(other, booking))
+            assert all(b"through one replica" in body for body in after)
+            print(f"{store.dialect}: the other replica dropped in {took * 1000:.0f} ms")  # noqa: T201
+            for _ in range(20):  # kept again (unless a later commit came in between)
+                if any(email in b for b in _ready(other).bodies()):
+                    break
+                await asyncio.sleep(0.05)
+                await _bodies(session, _reads(other, booking))
+            assert any(email in b for b in _ready(other).bodies())
+            await erase_client(store.writer, booking["client"]["id"])
+            assert not any(email in b for b in _ready(one).bodies())
+            await _until(lambda: not any(email in b for b in _ready(other).bodies()), within_s=1)
+    finally:
+        await server.close()
+        await writer.close()
+        await engine.dispose()
     await client.close()
 
 
@@ -311,3 +410,303 @@ def test_the_change_log_read_in_order_a_gap_or_a_late_read_keeps_nothing() -> No
     assert ready.put("third", answer("staff:3"), since)  # ...and ends after the change
     ready.apply([Change(5, "client:9", None, None)])  # 3 and 4 were pruned unread
     assert len(ready) == 0 and ready.applied_seq == 5
+
+
+# ---- following other connections, on both engines (the store and its followers) ----------
+WEEK = ("2026-01-05T00:00:00Z", "2026-01-12T00:00:00Z")
+
+
+def _booking_row(booking_id: str, staff_id: int, client_id: int) -> dict[str, Any]:
+    from storage.models import TABLES
+
+    row = {c.name: None for c in TABLES.tables["booking"].columns}
+    return {
+        **row,
+        "booking_id": booking_id,
+        "merchant_id": 1,
+        "staff_id": staff_id,
+        "client_id": client_id,
+        "method": "Appointment",
+        "status": "Approved",
+        "starts_on": "2026-01-06T09:00:00Z",
+        "ends_on": "2026-01-06T10:00:00Z",
+        "modified_on": "2026-01-01T00:00:00Z",
+        "raw": "{}",
+        "source": "poll",
+        "synced_at": NOW,
+    }
+
+
+async def _following(store: Store) -> tuple[Any, ReadyAnswers]:
+    """An application holding only the ready answers and what follows the changes
+    (``api.invalidation``), started: listening, on PostgreSQL."""
+    from aiohttp import web
+
+    from api.invalidation import follow, writes
+    from api.keys import ENGINE, READER, WRITER
+    from storage.reader import Reader
+
+    app = web.Application()
+    app[ENGINE], app[WRITER] = store.engine, store.writer
+    if store.dialect == "sqlite":
+        app[READER] = Reader(store.engine)
+    ready = app[READY] = ReadyAnswers(1_000_000)
+    app.cleanup_ctx.extend([writes, follow])
+    app.freeze()
+    await app.startup()
+    await _until(lambda: ready.enabled, within_s=5)
+    return app, ready
+
+
+async def _until(condition: Any, within_s: float) -> float:
+    """Seconds until ``condition()`` held (fails after ``within_s``)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not condition():
+        assert loop.time() - started < within_s, f"not within {within_s} s"
+        await asyncio.sleep(0.01)
+    return loop.time() - started
+
+
+def _keep_two(ready: ReadyAnswers) -> None:
+    """A calendar week of staff 7 and a history of client 99 (another booking's)."""
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+
+    fresh = Freshness(None)
+    week = Ready(b"week", '"w"', fresh, (Tag("staff:7", *WEEK), Tag("ref")))
+    history = Ready(b"history", '"h"', fresh, (Tag("client:99"), Tag("ref")))
+    assert ready.put("week", week, ready.generation)
+    assert ready.put("history", history, ready.generation)
+
+
+@pytest.mark.both_engines
+async def test_a_change_through_another_connection_drops_what_it_names_within_a_second(
+    store: Store,
+) -> None:
+    """Another process (a replica, a CLI command) changes a booking of staff 7: the
+    week's answer goes within a second, another client's history stays."""
+    from sqlalchemy import insert, text
+
+    from storage.engine import make_engine
+    from storage.models import TABLES
+
+    await store.writer.run(
+        lambda conn: conn.execute(
+            insert(TABLES.tables["booking"]),
+            [_booking_row("b-7", 7, 5), _booking_row("b-8", 8, 99)],
+        )
+    )
+    app, ready = await _following(store)
+    other = make_engine(store.url)
+    try:
+        _keep_two(ready)
+        async with other.begin() as conn:
+            await conn.execute(
+                text("UPDATE booking SET status = 'Cancelled' WHERE booking_id = 'b-7'")
+            )
+        took = await _until(lambda: ready.get("week") is None, within_s=1)
+        assert ready.get("history") is not None
+        print(f"{store.dialect}: dropped {took * 1000:.0f} ms after the other commit")  # noqa: T201
+        # this process's own write: dropped before the write's caller resumes
+        _keep_two(ready)
+        await store.writer.run(
+            lambda conn: conn.execute(
+                text("UPDATE booking SET raw = '{\"v\": 2}' WHERE booking_id = 'b-8'")
+            )
+        )
+        assert ready.get("history") is None  # b-8 is client 99's...
+        assert ready.get("week") is not None  # ...and staff 8's
+    finally:
+        await other.dispose()
+        await app.cleanup()
+
+
+@pytest.mark.both_engines
+async def test_a_read_in_flight_across_another_connections_change_is_not_kept(
+    store: Store,
+) -> None:
+    from sqlalchemy import insert, text
+
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage.engine import make_engine
+    from storage.models import TABLES
+
+    await store.writer.run(
+        lambda conn: conn.execute(insert(TABLES.tables["booking"]), [_booking_row("b-7", 7, 5)])
+    )
+    app, ready = await _following(store)
+    other = make_engine(store.url)
+    try:
+        since = ready.generation  # a read starts, reads the old row...
+        async with other.begin() as conn:
+            await conn.execute(
+                text("UPDATE booking SET status = 'Cancelled' WHERE booking_id = 'b-7'")
+            )
+        await _until(lambda: ready.generation != since, within_s=1)
+        week = Ready(b"old week", '"w"', Freshness(None), (Tag("staff:7", *WEEK),))
+        assert not ready.put("week", week, since)  # ...and finishes after the change
+        unrelated = Ready(b"other", '"o"', Freshness(None), (Tag("staff:3", *WEEK),))
+        assert ready.put("other", unrelated, since)
+    finally:
+        await other.dispose()
+        await app.cleanup()
+
+
+async def test_a_lost_change_feed_drops_everything_keeps_nothing_and_listens_again(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: the notifications' connection is killed (``pg_terminate_backend``)
+    while the database refuses new connections: every answer goes at once, none is kept
+    while the feed cannot listen; once it can, it listens again, and changes drop
+    answers as before."""
+    import asyncio
+
+    from sqlalchemy import insert, text
+    from sqlalchemy.engine import make_url
+
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage import changes
+    from storage.engine import make_engine
+    from storage.migrate import upgrade
+    from storage.models import TABLES
+    from storage.writer import Writer
+
+    engine = make_engine(postgres_url)
+    await upgrade(engine)
+    writer = Writer(engine)
+    await writer.start()
+    store = Store(engine, writer, None, postgres_url)
+    await writer.run(
+        lambda conn: conn.execute(insert(TABLES.tables["booking"]), [_booking_row("b-7", 7, 5)])
+    )
+    app, ready = await _following(store)
+    database = make_url(postgres_url).database
+    week = Ready(b"week", '"w"', Freshness(None), (Tag("staff:7", *WEEK),))
+    try:
+        _keep_two(ready)
+        since = ready.generation  # a read in flight
+        await _on_server(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        async with engine.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": changes.APPLICATION_NAME},
+            )
+            await conn.commit()
+        assert killed == 1
+        took = await _until(lambda: len(ready) == 0, within_s=1)
+        print(f"lost feed noticed in {took * 1000:.0f} ms")  # noqa: T201
+        await asyncio.sleep(0.5)
+        assert not ready.enabled  # lookups answer from storage and keep nothing
+        assert not ready.put("week", week, since)  # nor does the read in flight
+        assert not ready.put("week", week, ready.generation)  # nor any other
+        await _on_server(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        back = await _until(lambda: ready.enabled, within_s=6)
+        print(f"listening again {back * 1000:.0f} ms after connections are allowed")  # noqa: T201
+        _keep_two(ready)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE booking SET status = 'Cancelled' WHERE booking_id = 'b-7'")
+            )
+        await _until(lambda: ready.get("week") is None, within_s=1)
+        assert ready.get("history") is not None
+    finally:
+        await app.cleanup()
+        await writer.close()
+        await engine.dispose()
+
+
+async def _on_server(statement: str) -> None:
+    """A statement on the test server's own database (not the test's)."""
+    import os
+
+    from sqlalchemy import text
+
+    from storage.engine import make_engine
+    from tests.conftest import POSTGRES_URL_VARIABLE
+
+    admin = make_engine(os.environ[POSTGRES_URL_VARIABLE], isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+@pytest.mark.both_engines
+async def test_under_concurrent_writes_no_kept_answer_outlives_its_data(store: Store) -> None:
+    """Reads keep answers while this process's writer and another connection change the
+    same rows: once the writes stop and a second has passed, every answer still kept
+    equals what the database holds."""
+    import asyncio
+    import random
+
+    from sqlalchemy import insert, text
+
+    from api.freshness import Freshness
+    from api.ready import Ready, Tag
+    from storage.engine import make_engine
+    from storage.models import TABLES
+
+    ids = [f"b-{i}" for i in range(60)]
+    rows = [_booking_row(i, n % 3, n) for n, i in enumerate(ids)]
+    await store.writer.run(lambda conn: conn.execute(insert(TABLES.tables["booking"]), rows))
+    app, ready = await _following(store)
+    other = make_engine(store.url)
+    update = text("UPDATE booking SET raw = :raw WHERE booking_id = :id")
+    done = reads_done = asyncio.Event()
+    rng = random.Random(11)
+
+    async def elsewhere() -> None:
+        for n in range(10**9):
+            if done.is_set():
+                return
+            async with other.begin() as conn:
+                await conn.execute(update, {"raw": f'{{"other": {n}}}', "id": rng.choice(ids)})
+
+    async def here() -> None:
+        for n in range(10**9):
+            if done.is_set():
+                return
+            raw, id_ = f'{{"here": {n}}}', rng.choice(ids)
+            await store.writer.run(
+                lambda conn, r=raw, i=id_: conn.execute(update, {"raw": r, "id": i})
+            )
+
+    async def reads() -> int:
+        kept = 0
+        while not reads_done.is_set():
+            id_ = rng.choice(ids)
+            since = ready.generation
+            async with store.engine.connect() as conn:
+                raw = await conn.scalar(
+                    text("SELECT raw FROM booking WHERE booking_id = :id"), {"id": id_}
+                )
+            await asyncio.sleep(rng.random() * 0.01)  # building the answer takes a while
+            answer = Ready(raw.encode(), '"x"', Freshness(None), (Tag(f"booking:{id_}"),))
+            kept += ready.put(id_, answer, since)
+        return kept
+
+    try:
+        tasks = [asyncio.create_task(f()) for f in (elsewhere, here, *[reads] * 4)]
+        await asyncio.sleep(2)
+        done.set()
+        reads_done.set()
+        kept = sum([n for n in await asyncio.gather(*tasks) if n is not None])
+        await asyncio.sleep(1)
+        async with store.engine.connect() as conn:
+            result = await conn.execute(text("SELECT booking_id, raw FROM booking"))
+            held = dict(result.all())
+        stale = [i for i in ids if (r := ready.get(i)) is not None and r.body != held[i].encode()]
+        print(f"{store.dialect}: {kept} kept, {ready.drops} dropped, {len(ready)} held")  # noqa: T201
+        assert kept > 20 and ready.drops > 20 and len(ready) > 0 and not stale
+    finally:
+        await other.dispose()
+        await app.cleanup()
