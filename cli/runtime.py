@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mirror.budget import Priority, RateBudget
+from mirror.budget import Priority
 from mirror.client import BooxiClient
 from mirror.config import Config
 from mirror.scheduler import Poller
+from mirror.shared_budget import SharedRateBudget
 from mirror.sync import PassResult, run_pass
 from storage.engine import make_engine
 from storage.migrate import upgrade
@@ -51,18 +52,24 @@ async def open_database(config: Config) -> AsyncIterator[AsyncEngine]:
 
 @contextlib.asynccontextmanager
 async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
-    """Database (migrated), writer and Booxi client; the partner key is required."""
+    """Database (migrated), writer and Booxi client; the partner key is required.
+
+    The client's rate budget is shared through the database (``mirror.shared_budget``)
+    with every other process on it: ``serve`` replicas and CLI commands alike."""
     config.require_partner_key()
     async with open_database(config) as engine:
         writer = Writer(engine)
         await writer.start()
-        budget = RateBudget(config.booxi.requests_per_second, config.booxi.requests_per_minute)
+        budget = SharedRateBudget(
+            engine, config.booxi.requests_per_second, config.booxi.requests_per_minute
+        )
         budget.limit_share(Priority.FILL, FILL_SHARE_WHILE_POLLS_WAIT)
         client = BooxiClient.from_config(config.booxi, budget)
         try:
             yield Runtime(config, engine, writer, client)
         finally:
             await client.close()
+            await budget.close()
             await writer.close()
 
 
