@@ -1,5 +1,8 @@
 """One shared rate budget per process, so all upstream traffic stays inside Booxi's fair use.
 
+(``mirror.shared_budget.SharedRateBudget`` extends it to every process on one database:
+``serve`` replicas and the CLI commands beside them. This module is the local gate.)
+
 Booxi allows 5 requests a second and 300 a minute per key; over that it answers 429, and
 an answer of 400 counts double. Every call the mirror makes (writes, first-demand fills,
 polls) first waits for ``RateBudget.acquire(priority)``, which admits it only when no
