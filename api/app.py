@@ -68,7 +68,7 @@ def create_app(
         app[CURSOR_KEY] = await writer.run(cursor_key)
 
     app.on_startup.append(load_cursor_key)
-    if reader is None and engine.dialect.name == "sqlite":  # none given: one of its own
+    if reader is None:  # none given: one of its own
         own = reader = Reader(engine)
 
         async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
@@ -77,10 +77,9 @@ def create_app(
             await own.close()
 
         app.cleanup_ctx.append(reader_ctx)
-    if reader is not None:
-        app[READER] = reader
-        if config.api.ready_answers_mb > 0 and engine.dialect.name == "sqlite":
-            _keep_answers_ready(app, writer)
+    app[READER] = reader
+    if config.api.ready_answers_mb > 0 and engine.dialect.name == "sqlite":
+        _keep_answers_ready(app, writer)
     if booxi is not None:
         app[BOOXI] = booxi
         repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)

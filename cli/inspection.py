@@ -1,9 +1,11 @@
-"""What the inspection commands do, apart from printing: open the mirror's SQLite file
+"""What the inspection commands do, apart from printing: open the mirror's database
 read-only, judge freshness, replay inbox events, back up, vacuum.
 
-Nothing here calls Booxi: every command works with Booxi unreachable. Reads use a plain
-``sqlite3`` connection opened read-only (``storage.inspection``), so they run beside
-``serve``; the one write, ``inbox replay``, goes through the storage ``Writer``.
+Nothing here calls Booxi: every command works with Booxi unreachable. Reads use a
+read-only connection (``storage.inspection``: the SQLite file opened read-only, or a
+read-only PostgreSQL session), so they run beside ``serve``; the one write, ``inbox
+replay``, goes through the storage ``Writer``. ``db backup`` and ``db vacuum`` are for
+SQLite files: PostgreSQL has its own tools (``pg_dump``, autovacuum).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mirror.config import Config
 from mirror.errors import ConfigError
 from storage import inspection as queries
 from storage.errors import UserError
+from storage.read_connection import ReadConnection
 from storage.times import utcnow
 
 REPLAY_BATCH = 200  # events per transaction of a replay
@@ -32,30 +35,61 @@ class InspectError(UserError):
     """An operator-facing failure: ``str(error)`` is one line for ``Error: ...``."""
 
 
-def database_path(config: Config) -> Path:
-    """The SQLite file named by ``[storage] url``; ConfigError for anything else."""
+def database_file(config: Config) -> Path | None:
+    """The SQLite file named by ``[storage] url``; None for a PostgreSQL database."""
     from sqlalchemy.engine import make_url
 
     url = make_url(config.storage.url)
     if url.get_backend_name() != "sqlite":
-        raise ConfigError(
-            f"[storage] url: the inspection commands read SQLite files, not {url.drivername}"
-        )
+        return None
     if not url.database or url.database == ":memory:":
         raise ConfigError("[storage] url: names no database file")
     return Path(url.database)
 
 
+def sqlite_only(config: Config, command: str, instead: str) -> Path:
+    """The SQLite file; ConfigError naming ``command`` and what to use ``instead``."""
+    path = database_file(config)
+    if path is None:
+        raise ConfigError(
+            f"[storage] url: {command} works on SQLite files, not PostgreSQL ({instead})"
+        )
+    return path
+
+
 @contextlib.contextmanager
-def read_only(config: Config) -> Iterator[sqlite3.Connection]:
+def read_only(config: Config) -> Iterator[ReadConnection]:
     """A read-only connection to the mirror's database, all reads in one snapshot;
-    ``NotAMirrorError`` (a ``UserError``) when the file is missing or not a mirror's."""
-    conn = queries.connect_readonly(database_path(config))
+    ``NotAMirrorError`` (a ``UserError``) when the database is missing, unreachable or
+    not a mirror's."""
+    path = database_file(config)
+    if path is None:
+        with _postgres(config.storage.url) as conn:
+            yield conn
+        return
+    sqlite = queries.connect_readonly(path)
     try:
-        conn.execute("BEGIN")
-        yield conn
+        sqlite.execute("BEGIN")
+        yield sqlite
     finally:
-        conn.close()
+        sqlite.close()
+
+
+@contextlib.contextmanager
+def _postgres(url: str) -> Iterator[ReadConnection]:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from storage.reader import blocking_reads
+
+    name = make_url(url).render_as_string(hide_password=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            conn = stack.enter_context(blocking_reads(url))
+            queries.check_mirror(conn, name)
+        except (DBAPIError, OSError) as error:
+            raise queries.NotAMirrorError(f"{name}: cannot read it ({error})") from None
+        yield conn
 
 
 def file_sizes(path: Path) -> tuple[int, int]:
@@ -108,7 +142,7 @@ def staff_state(sync: queries.StaffSync, staleness_s: float, now: dt.datetime) -
     return "stale" if (now - sync.last_success_at).total_seconds() > staleness_s else "ok"
 
 
-def read_status(conn: sqlite3.Connection, config: Config, now: dt.datetime | None = None) -> Status:
+def read_status(conn: ReadConnection, config: Config, now: dt.datetime | None = None) -> Status:
     """Freshness of every staff calendar in scope (``[sync] merchant_ids``, if set), of the
     reference data (a problem only when never synced or failing: it is refreshed far less
     often than ``staleness_s``), and when the newest webhook arrived."""
@@ -188,7 +222,7 @@ def backup(
     The copy is written beside ``target`` and renamed into place once complete, so an
     interrupted backup never leaves a half-written file at ``target``.
     """
-    source = database_path(config)
+    source = sqlite_only(config, "db backup", "use pg_dump")
     if target.exists() and not force:
         raise InspectError(f"{target} exists: give --force to overwrite it")
     if target.exists() and target.resolve() == source.resolve():
@@ -197,8 +231,8 @@ def backup(
         raise InspectError(f"{target.parent}: no such directory")
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
-    with read_only(config) as conn:
-        conn.execute("COMMIT")  # the backup API takes its own snapshots
+    conn = queries.connect_readonly(source)  # the backup API takes its own snapshots
+    try:
         copy = sqlite3.connect(partial)
         try:
             conn.backup(
@@ -211,6 +245,8 @@ def backup(
             check = str(copy.execute("PRAGMA quick_check").fetchone()[0])
         finally:
             copy.close()
+    finally:
+        conn.close()
     os.replace(partial, target)
     return target.stat().st_size, check
 
@@ -222,7 +258,7 @@ def vacuum(config: Config) -> tuple[tuple[int, int], tuple[int, int]]:
     writes wait for it (up to their 5 s busy timeout, then fail and are retried by the
     poller or by Booxi's webhook retries).
     """
-    path = database_path(config)
+    path = sqlite_only(config, "db vacuum", "its autovacuum does this")
     with read_only(config):  # the same checks as every command: exists, is a mirror's
         pass
     before = file_sizes(path)

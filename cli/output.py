@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import sqlite3
 import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -26,6 +25,7 @@ from cli import inspection
 from cli.options import load_config_or_exit
 from mirror.config import Config
 from storage.errors import NotFoundError
+from storage.read_connection import ReadConnection
 from storage.times import parse_instant
 
 if TYPE_CHECKING:  # rich is imported by the commands that print tables
@@ -78,8 +78,8 @@ EXTERNAL_ID: click.ParamType = ExternalIdType()
 
 
 @contextlib.contextmanager
-def database() -> Iterator[tuple[Config, sqlite3.Connection]]:
-    """The config and a read-only connection; a missing or foreign file is an Error: line
+def database() -> Iterator[tuple[Config, ReadConnection]]:
+    """The config and a read-only connection; a missing or foreign database is an Error: line
     (a ``UserError``), and so is a row the command looks up that is not there."""
     config = load_config_or_exit()
     try:

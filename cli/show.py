@@ -332,8 +332,8 @@ def clients_search(
 def stats(as_json: bool) -> None:
     """Show row counts, sizes and personal data held.
 
-    Rows per table, the file and -wal sizes, the inbox's size and the range of booking
-    starts.
+    Rows per table, the file and -wal sizes (on PostgreSQL: the database's size), the
+    inbox's size and the range of booking starts.
 
     Rows with personal data: client rows with a name, e-mail or phone; bookings whose
     client block has one; inbox events whose body carries a client (alone or in a
@@ -341,14 +341,15 @@ def stats(as_json: bool) -> None:
     """
     with out.database() as (config, conn):
         found = queries.read_stats(conn)
-        size, wal = inspection.file_sizes(inspection.database_path(config))
+    path = inspection.database_file(config)
+    size, wal = (found.database_bytes or 0, None) if path is None else inspection.file_sizes(path)
     if as_json:
         out.print_json(
             {
                 "tables": found.tables,
                 "fileBytes": size,
                 "walBytes": wal,
-                "freeBytes": found.free_pages * found.page_size,
+                "freeBytes": found.free_bytes,
                 "inbox": {"events": found.inbox_events, "bodyBytes": found.inbox_body_bytes},
                 "bookings": {
                     "oldestStart": out.booxi_time(found.oldest_booking),
@@ -359,10 +360,13 @@ def stats(as_json: bool) -> None:
         )
         return
     console = out.console()
-    console.print(
-        f"Database: {out.size(size)} (-wal {out.size(wal)}, "
-        f"{out.size(found.free_pages * found.page_size)} free to vacuum)"
-    )
+    if wal is None or found.free_bytes is None:
+        console.print(f"Database: {out.size(size)}")
+    else:
+        console.print(
+            f"Database: {out.size(size)} (-wal {out.size(wal)}, "
+            f"{out.size(found.free_bytes)} free to vacuum)"
+        )
     console.print(
         f"Inbox: {found.inbox_events} event(s), {out.size(found.inbox_body_bytes)} of bodies"
     )

@@ -10,13 +10,19 @@ Knows nothing of HTTP or of Booxi's API, only of Booxi's JSON objects. Public na
   ``storage.idempotency`` (results of writes sent with an ``Idempotency-Key``):
   synchronous functions of a ``Connection``, run by the writer (``upsert_*``,
   ``record_*``, ``find_*``, ``list_*``).
-- ``storage.dialect``: the place that tells SQLite and PostgreSQL apart for upserts;
-  ``storage.budget_ledger`` (the rate budget shared by every process on the database:
-  ``claim_slot``, ``record_charge``, ``record_pause``) has its own locking and clock
+- ``storage.dialect``: what the writer's SQL needs per engine (upserts);
+  ``storage.read_connection``: what the read functions' SQL needs (placeholders,
+  timestamp parameters); ``storage.column_types``: what the tables need.
+- ``storage.budget_ledger``: the rate budget shared by every process on the database
+  (``claim_slot``, ``record_charge``, ``record_pause``), with its own locking and clock
   per engine.
 - ``storage.resync``: a staff member's calendar window as held: read for an audit,
   rewritten where it drifted, dropped before a rebuild (``drop_staff_window``).
-- ``storage.inspection``: read-only queries of the inspection commands, on a plain
-  ``sqlite3`` connection (``connect_readonly``); ``storage.replay``: which rows of a
+- ``storage.reader.Reader``: runs the read functions (``storage.reads``,
+  ``storage.coverage``, ``storage.book_now``), each in one read-only snapshot, on
+  SQLite or PostgreSQL; they take a ``storage.read_connection.ReadConnection``.
+- ``storage.inspection``: read-only queries of the inspection commands, on the same
+  ``ReadConnection`` (``connect_readonly`` for an SQLite file,
+  ``storage.reader.blocking_reads`` for PostgreSQL); ``storage.replay``: which rows of a
   replayed webhook event would change the mirror.
 """

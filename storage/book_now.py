@@ -1,5 +1,5 @@
 """Book Now lists and who performs what: writes (SQLAlchemy ``Connection``, run by the
-writer) and reads (plain ``sqlite3``, run by the reader).
+writer) and reads (a ``ReadConnection``, run by the reader).
 
 The lists are read from the reference tables the poller (or a store fill) keeps: a
 store's ``Online`` staff, its ``Online`` services, its categories, by id. ``serviceId``
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete
@@ -19,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from storage.dialect import insert_ignoring_conflicts
 from storage.models import ServiceStaff
+from storage.read_connection import ReadConnection
 from storage.reference import SERVICE, STAFF
 from storage.rows import Json
 
@@ -74,7 +74,7 @@ def insert_absent_services(conn: Connection, rows: Sequence[Json]) -> None:
 
 
 # ---- reads ------------------------------------------------------------------------------
-def merchant_of(conn: sqlite3.Connection, table: str, ident: int) -> int | None | bool:
+def merchant_of(conn: ReadConnection, table: str, ident: int) -> int | None | bool:
     """The store of a staff member or service; False when the mirror does not hold it."""
     if table not in ("staff", "service"):
         raise ValueError(table)
@@ -82,7 +82,7 @@ def merchant_of(conn: sqlite3.Connection, table: str, ident: int) -> int | None 
     return False if row is None else row[0]
 
 
-def staff(conn: sqlite3.Connection, merchant_id: int, service_id: int | None) -> list[Raw]:
+def staff(conn: ReadConnection, merchant_id: int, service_id: int | None) -> list[Raw]:
     """The store's ``Online`` staff by id; with ``service_id``, those who perform it."""
     sql = "SELECT raw FROM staff WHERE merchant_id = ? AND status = 'Online'"
     params: list[object] = [merchant_id]
@@ -96,7 +96,7 @@ def staff(conn: sqlite3.Connection, merchant_id: int, service_id: int | None) ->
 
 
 def services(
-    conn: sqlite3.Connection,
+    conn: ReadConnection,
     merchant_id: int,
     staff_id: int | None,
     booking_method: str | None,
@@ -129,7 +129,7 @@ def services(
     return found
 
 
-def categories(conn: sqlite3.Connection, merchant_id: int) -> list[Raw]:
+def categories(conn: ReadConnection, merchant_id: int) -> list[Raw]:
     return [
         r[0]
         for r in conn.execute(

@@ -1,11 +1,11 @@
-"""Column types shared by the tables."""
+"""Column types shared by the tables: aware UTC datetimes, and text ordered by bytes."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -35,3 +35,12 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def key_text(length: int | None = None) -> String:
+    """Text compared and ordered as a key (Booxi's instants, booking ids, coverage scopes
+    and bounds, module link ids): byte order on both engines. SQLite compares text by
+    bytes; PostgreSQL by the database's collation unless told, and under en_US.UTF-8 and
+    others ``"~"`` (coverage's upper bound, ``storage.coverage.WHOLE``) sorts before the
+    digits. ``COLLATE "C"`` there (migration 0008)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")

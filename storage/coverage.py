@@ -1,22 +1,23 @@
 """Coverage: which calendar ranges and client histories the mirror may answer alone.
 
 Write side (functions of a SQLAlchemy ``Connection``, run by the writer) and read side
-(functions of a plain ``sqlite3`` connection, run by the reader). Instants are the
-fixed-width keys of ``storage.times.instant_key``; a client history is covered from
-``""`` to ``"~"`` (before and after every instant).
+(functions of a ``storage.read_connection.ReadConnection``, run by the reader). Instants
+are the fixed-width keys of ``storage.times.instant_key``; a client history is covered
+from ``""`` to ``"~"`` (before and after every instant), which holds in byte order:
+SQLite's, and PostgreSQL's with the columns' ``COLLATE "C"`` (migration 0008).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
 from storage.models import Coverage
+from storage.read_connection import ReadConnection
 from storage.times import stored_utc
 
 COVERAGE = Coverage.__table__  # type: ignore[attr-defined]
@@ -67,7 +68,7 @@ class Covered:
         return not self.gaps
 
 
-def read_coverage(conn: sqlite3.Connection, scope: str, start: str, end: str) -> Covered:
+def read_coverage(conn: ReadConnection, scope: str, start: str, end: str) -> Covered:
     rows = conn.execute(
         "SELECT starts_on, ends_on, covered_at FROM coverage WHERE scope = ? "
         "AND starts_on <= ? AND ends_on >= ? ORDER BY starts_on",

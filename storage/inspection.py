@@ -1,11 +1,13 @@
 """Read-only queries behind the inspection commands (``booxi-mirror status``, ``calendar``,
 ``history``, ``booking``, ``clients search``, ``stats``, ``inbox``, ``db check``).
 
-Functions of a plain ``sqlite3`` connection opened with ``connect_readonly()``: the file
-is opened ``mode=ro`` with ``query_only`` on, so nothing here can write, and under WAL
-it reads beside a serving mirror without blocking it. Instants are the stored texts
-(``storage.times.instant_key`` for Booxi's, naive UTC text for our ``_at`` columns,
-turned back into aware datetimes with ``storage.times.stored_utc``).
+Functions of a ``storage.read_connection.ReadConnection``, in SQL both engines run. On
+SQLite, ``connect_readonly()`` opens the file ``mode=ro`` with ``query_only`` on, so
+nothing here can write, and under WAL it reads beside a serving mirror without blocking
+it; on PostgreSQL, ``storage.reader.blocking_reads`` gives a read-only session.
+``check_mirror`` says whether either is a mirror's database. Booxi's instants are the
+stored texts (``storage.times.instant_key``); our ``_at`` columns are turned into aware
+datetimes with ``storage.times.stored_utc``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import Any
 from urllib.parse import quote
 
 from storage.errors import NotFoundError, UserError
+from storage.read_connection import ReadConnection, at_parameter, is_sqlite
 from storage.times import stored_utc
 
 REQUIRED_TABLES = ("alembic_version", "booking", "calendar_event", "sync_state", "inbox_event")
 
 
 class NotAMirrorError(UserError):
-    """The file is missing, not SQLite, or not a mirror's database; the message says which."""
+    """The database is missing, unreachable or not a mirror's; the message says which."""
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -38,22 +41,36 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA query_only=ON")
         conn.execute("PRAGMA busy_timeout=5000")
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        check_mirror(conn, str(path))
     except sqlite3.DatabaseError as error:
         conn.close()
         raise NotAMirrorError(f"{path}: not an SQLite database ({error})") from None
-    missing = [t for t in REQUIRED_TABLES if t not in tables]
-    if missing:
+    except NotAMirrorError:
         conn.close()
-        raise NotAMirrorError(
-            f"{path}: not a booxi-mirror database (no {', '.join(missing)} table)"
-        )
+        raise
     return conn
 
 
-def stored_text(moment: dt.datetime) -> str:
-    """An aware datetime as our ``_at`` columns hold it in SQLite, for comparisons."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def table_names(conn: ReadConnection) -> list[str]:
+    """The database's tables (the current schema's, on PostgreSQL), by name."""
+    if is_sqlite(conn):
+        sql = (
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+    else:
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+    return [str(row[0]) for row in conn.execute(sql)]
+
+
+def check_mirror(conn: ReadConnection, name: str) -> None:
+    """``NotAMirrorError`` unless the database has the tables of a mirror's."""
+    tables = set(table_names(conn))
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise NotAMirrorError(
+            f"{name}: not a booxi-mirror database (no {', '.join(missing)} table)"
+        )
 
 
 def _at(value: Any) -> dt.datetime | None:
@@ -119,7 +136,7 @@ WHERE NOT EXISTS (SELECT 1 FROM sync_state s WHERE s.kind = 'staff' AND s.staff_
 """
 
 
-def list_staff_syncs(conn: sqlite3.Connection, merchant_ids: Sequence[int] = ()) -> list[StaffSync]:
+def list_staff_syncs(conn: ReadConnection, merchant_ids: Sequence[int] = ()) -> list[StaffSync]:
     """Every staff calendar that counts for freshness (as ``GET /readyz`` counts them: a
     staff member Booxi no longer lists is left out, one never polled is included), by
     store then staff id; only those of ``merchant_ids`` when given."""
@@ -145,7 +162,7 @@ def list_staff_syncs(conn: sqlite3.Connection, merchant_ids: Sequence[int] = ())
     return sorted(found, key=lambda s: (s.merchant_id or 0, s.staff_id))
 
 
-def find_scope_sync(conn: sqlite3.Connection, scope: str) -> ScopeSync | None:
+def find_scope_sync(conn: ReadConnection, scope: str) -> ScopeSync | None:
     row = conn.execute(
         "SELECT last_success_at, last_attempt_at, last_error, consecutive_failures "
         "FROM sync_state WHERE scope = ?",
@@ -154,12 +171,12 @@ def find_scope_sync(conn: sqlite3.Connection, scope: str) -> ScopeSync | None:
     return None if row is None else ScopeSync(_at(row[0]), _at(row[1]), row[2], row[3] or 0)
 
 
-def find_latest_webhook_at(conn: sqlite3.Connection) -> dt.datetime | None:
+def find_latest_webhook_at(conn: ReadConnection) -> dt.datetime | None:
     return _at(conn.execute("SELECT max(received_at) FROM inbox_event").fetchone()[0])
 
 
 # ---- bookings ---------------------------------------------------------------------------
-def resolve_external_id(conn: sqlite3.Connection, module_id: str, external_id: str) -> list[int]:
+def resolve_external_id(conn: ReadConnection, module_id: str, external_id: str) -> list[int]:
     """Ids of the clients linked to ``external_id`` in ``module_id`` (one per store, at most)."""
     rows = conn.execute(
         "SELECT entity_id FROM module_link WHERE entity = 'client' AND module_id = ? "
@@ -170,7 +187,7 @@ def resolve_external_id(conn: sqlite3.Connection, module_id: str, external_id: s
 
 
 def list_client_bookings(
-    conn: sqlite3.Connection, client_ids: Sequence[int], start: str | None, end: str | None
+    conn: ReadConnection, client_ids: Sequence[int], start: str | None, end: str | None
 ) -> list[str]:
     """Stored JSON of the clients' bookings starting in ``[start, end]``, by start time."""
     if not client_ids:
@@ -196,7 +213,7 @@ class StoredBooking:
     inbox: list[InboxRow]
 
 
-def get_booking(conn: sqlite3.Connection, booking_id: str) -> StoredBooking:
+def get_booking(conn: ReadConnection, booking_id: str) -> StoredBooking:
     """The stored booking with its provenance, calendar events and webhook events."""
     row = conn.execute(
         "SELECT raw, source, synced_at, modified_on FROM booking WHERE booking_id = ?",
@@ -251,7 +268,7 @@ def _phone_matches(stored: str | None, wanted: str) -> bool:
     return bool(digits) and (digits == wanted or (len(wanted) >= 7 and digits.endswith(wanted)))
 
 
-def search_clients(conn: sqlite3.Connection, query: ClientQuery, limit: int) -> list[ClientMatch]:
+def search_clients(conn: ReadConnection, query: ClientQuery, limit: int) -> list[ClientMatch]:
     """Clients matching every criterion given, by id.
 
     A name matches case-insensitively as ``first last``, split at any space ("Mary Ann
@@ -277,17 +294,22 @@ def search_clients(conn: sqlite3.Connection, query: ClientQuery, limit: int) -> 
             sql += " AND (" + " OR ".join(["(first_name = ? AND last_name = ?)"] * len(splits))
             sql += ")"
             params += [part for split in splits for part in split]
-    if query.phone is not None:
-        conn.create_function("mirror_phone_matches", 2, _phone_matches, deterministic=True)
-        sql += " AND (mirror_phone_matches(phone_mobile, ?) OR mirror_phone_matches(phone_home, ?))"
-        params += [_digits(query.phone)] * 2
     if query.external is not None:
         sql += (
             " AND id IN (SELECT entity_id FROM module_link WHERE entity = 'client' "
             "AND module_id = ? AND external_id = ?)"
         )
         params += list(query.external)
-    rows = conn.execute(sql + " ORDER BY id LIMIT ?", [*params, limit]).fetchall()
+    if query.phone is None:
+        rows = conn.execute(sql + " ORDER BY id LIMIT ?", [*params, limit]).fetchall()
+    else:  # compared here, in Python: the same on both engines, no SQL function to add
+        wanted = _digits(query.phone)
+        sql = sql.replace("SELECT ", "SELECT phone_mobile, phone_home, ", 1)
+        rows = [
+            row[2:]
+            for row in conn.execute(sql + " ORDER BY id", params)
+            if _phone_matches(row[0], wanted) or _phone_matches(row[1], wanted)
+        ][:limit]
     links: dict[int, list[tuple[str, str]]] = {}
     for row in rows:
         links[row[0]] = [
@@ -305,8 +327,8 @@ def search_clients(conn: sqlite3.Connection, query: ClientQuery, limit: int) -> 
 @dataclasses.dataclass(frozen=True)
 class Stats:
     tables: dict[str, int]
-    page_size: int
-    free_pages: int
+    database_bytes: int | None  # PostgreSQL's size of the database; None on SQLite (a file)
+    free_bytes: int | None  # SQLite's free pages (what vacuum reclaims); None on PostgreSQL
     inbox_events: int
     inbox_body_bytes: int
     oldest_booking: str | None
@@ -315,42 +337,61 @@ class Stats:
 
 
 PERSON_FIELDS = ("firstName", "lastName", "email", "homePhoneNumber", "mobilePhoneNumber")
-
-
-def _has_person(column: str, paths: Sequence[str]) -> str:
-    """SQL: the JSON in ``column`` has, at one of ``paths``, a person with a non-empty name,
-    e-mail or phone (a stripped client block keeps its keys, emptied: not counted)."""
-    tests = [
-        f"coalesce(json_extract({column}, '{path}.{field}'), '') != ''"
-        for path in paths
-        for field in PERSON_FIELDS
-    ]
-    return f"(json_valid({column}) AND ({' OR '.join(tests)}))"
-
-
-_BOOKING_HAS_PERSON = _has_person("raw", ["$.client"])
-_BODY_HAS_PERSON = _has_person(
-    "body",
-    [
-        f"$.{envelope}.{path}"
-        for envelope in ("content", "eventContent")
-        for path in ("client", "booking.client")
-    ],
+BOOKING_PERSONS = (("client",),)
+BODY_PERSONS = tuple(
+    (envelope, *path)
+    for envelope in ("content", "eventContent")
+    for path in (("client",), ("booking", "client"))
 )
+PII_BATCH = 1000  # rows read per query while counting personal data
 
 
-def read_stats(conn: sqlite3.Connection) -> Stats:
-    """Rows per table, free pages, the inbox's size, the booking range and PII-bearing rows:
-    client rows with a name, e-mail or phone; bookings whose client block has one;
-    inbox events whose body carries a client (alone or in a booking) that has one."""
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-    ]
-    tables = {name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+def _has_person(text: str | None, paths: Sequence[tuple[str, ...]]) -> bool:
+    """The JSON ``text`` has, at one of ``paths``, a person with a non-empty name, e-mail
+    or phone (a stripped client block keeps its keys, emptied: not counted)."""
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return False
+    for path in paths:
+        found = data
+        for key in path:
+            found = found.get(key) if isinstance(found, dict) else None
+        if isinstance(found, dict) and any(found.get(f) not in (None, "") for f in PERSON_FIELDS):
+            return True
+    return False
+
+
+def _count_persons(
+    conn: ReadConnection, table: str, key: str, column: str, paths: Sequence[tuple[str, ...]]
+) -> int:
+    """Rows of ``table`` whose JSON ``column`` has a person (``_has_person``), read by
+    ``key`` in batches. Judged in Python on both engines: PostgreSQL 15 has no test of a
+    text's JSON validity, and a webhook body may hold what its ``jsonb`` refuses (NaN,
+    ``\\u0000``)."""
+    count, after = 0, None
+    while True:
+        sql = f"SELECT {key}, {column} FROM {table}"
+        params: list[Any] = []
+        if after is not None:
+            sql += f" WHERE {key} > ?"
+            params.append(after)
+        rows = conn.execute(sql + f" ORDER BY {key} LIMIT ?", [*params, PII_BATCH]).fetchall()
+        count += sum(_has_person(row[1], paths) for row in rows)
+        if len(rows) < PII_BATCH:
+            return count
+        after = rows[-1][0]
+
+
+def read_stats(conn: ReadConnection) -> Stats:
+    """Rows per table, the database's size or free space, the inbox's size, the booking
+    range and PII-bearing rows: client rows with a name, e-mail or phone; bookings whose
+    client block has one; inbox events whose body carries a client (alone or in a
+    booking) that has one."""
+    tables = {
+        name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        for name in table_names(conn)
+    }
     inbox = conn.execute("SELECT count(*), coalesce(sum(length(body)), 0) FROM inbox_event")
     inbox_events, inbox_bytes = inbox.fetchone()
     oldest, newest = conn.execute("SELECT min(starts_on), max(starts_on) FROM booking").fetchone()
@@ -359,19 +400,22 @@ def read_stats(conn: sqlite3.Connection) -> Stats:
     )
     pii = {
         "client": conn.execute(f"SELECT count(*) FROM client WHERE {client_pii}").fetchone()[0],
-        "booking": conn.execute(
-            f"SELECT count(*) FROM booking WHERE {_BOOKING_HAS_PERSON}"
-        ).fetchone()[0],
-        "inbox_event": conn.execute(
-            f"SELECT count(*) FROM inbox_event WHERE {_BODY_HAS_PERSON}"
-        ).fetchone()[0],
+        "booking": _count_persons(conn, "booking", "booking_id", "raw", BOOKING_PERSONS),
+        "inbox_event": _count_persons(conn, "inbox_event", "seq", "body", BODY_PERSONS),
     }
+    database_bytes = free_bytes = None
+    if is_sqlite(conn):
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        free_bytes = page_size * conn.execute("PRAGMA freelist_count").fetchone()[0]
+    else:
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        database_bytes = int(size)
     return Stats(
         tables=tables,
-        page_size=conn.execute("PRAGMA page_size").fetchone()[0],
-        free_pages=conn.execute("PRAGMA freelist_count").fetchone()[0],
-        inbox_events=inbox_events,
-        inbox_body_bytes=inbox_bytes,
+        database_bytes=database_bytes,
+        free_bytes=free_bytes,
+        inbox_events=int(inbox_events),
+        inbox_body_bytes=int(inbox_bytes),
         oldest_booking=oldest,
         newest_booking=newest,
         pii=pii,
@@ -416,18 +460,18 @@ def _inbox_row(row: Sequence[Any]) -> InboxRow:
     )
 
 
-def list_inbox(conn: sqlite3.Connection, since: dt.datetime | None, limit: int) -> list[InboxRow]:
+def list_inbox(conn: ReadConnection, since: dt.datetime | None, limit: int) -> list[InboxRow]:
     """The ``limit`` latest events received since ``since``, oldest first."""
     sql = f"SELECT {_INBOX_COLUMNS} FROM inbox_event"
     params: list[Any] = []
     if since is not None:
         sql += " WHERE received_at >= ?"
-        params.append(stored_text(since))
+        params.append(at_parameter(conn, since))
     rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit]).fetchall()
     return [_inbox_row(r) for r in reversed(rows)]
 
 
-def get_inbox_event(conn: sqlite3.Connection, event_id: str) -> tuple[InboxRow, str]:
+def get_inbox_event(conn: ReadConnection, event_id: str) -> tuple[InboxRow, str]:
     """One stored event and its body as received."""
     row = conn.execute(
         f"SELECT {_INBOX_COLUMNS}, body FROM inbox_event WHERE event_id = ?", (event_id,)
@@ -438,7 +482,7 @@ def get_inbox_event(conn: sqlite3.Connection, event_id: str) -> tuple[InboxRow, 
 
 
 def list_inbox_bodies(
-    conn: sqlite3.Connection, *, since: dt.datetime | None = None, event_id: str | None = None
+    conn: ReadConnection, *, since: dt.datetime | None = None, event_id: str | None = None
 ) -> list[tuple[int, str, str, str]]:
     """(seq, event id, verified, body) of the events to replay, in the order received."""
     sql = "SELECT seq, event_id, verified, body FROM inbox_event"
@@ -448,21 +492,27 @@ def list_inbox_bodies(
         params.append(event_id)
     elif since is not None:
         sql += " WHERE received_at >= ?"
-        params.append(stored_text(since))
+        params.append(at_parameter(conn, since))
     return [(r[0], r[1], r[2], r[3]) for r in conn.execute(sql + " ORDER BY seq", params)]
 
 
 # ---- database ---------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Check:
-    integrity: list[str]  # ["ok"] when sound
+    integrity: list[str] | None  # ["ok"] when sound; None: not checked (PostgreSQL)
     foreign_keys: list[tuple[Any, ...]]
     revision: str | None
 
 
-def check_database(conn: sqlite3.Connection) -> Check:
-    """``PRAGMA integrity_check``, ``PRAGMA foreign_key_check`` and the schema revision."""
-    integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
-    foreign_keys = [tuple(row) for row in conn.execute("PRAGMA foreign_key_check")]
+def check_database(conn: ReadConnection) -> Check:
+    """SQLite: ``PRAGMA integrity_check`` and ``PRAGMA foreign_key_check``; and the schema
+    revision. PostgreSQL enforces its foreign keys as it writes and has no integrity check
+    a read-only session can run (``pg_amcheck`` is the server's own tool): the revision
+    only."""
+    integrity: list[str] | None = None
+    foreign_keys: list[tuple[Any, ...]] = []
+    if is_sqlite(conn):
+        integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+        foreign_keys = [tuple(row) for row in conn.execute("PRAGMA foreign_key_check")]
     row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     return Check(integrity, foreign_keys, row[0] if row else None)

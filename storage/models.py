@@ -10,11 +10,12 @@ lower-cased copies of personal data and are listed in ``CLIENT_PII_COLUMNS``.
 """
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Column, Double, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
-from storage.column_types import UtcDateTime
+from storage.column_types import UtcDateTime, key_text
 
 SOURCES = ("poll", "webhook", "write", "fill")
 
@@ -25,6 +26,11 @@ def _at(nullable: bool = False, index: bool = False) -> dt.datetime:
 
 def _id() -> int:
     return Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+
+
+def _key(default: Any = ..., *, primary_key: bool = False, index: bool = False) -> Any:
+    """Text compared or ordered as a key: byte order (``storage.column_types.key_text``)."""
+    return Field(default, primary_key=primary_key, index=index, sa_type=key_text())
 
 
 class Merchant(SQLModel, table=True):
@@ -85,7 +91,7 @@ class Client(SQLModel, table=True):
     email: str = ""
     phone_home: str = ""
     phone_mobile: str = ""
-    modified_on: str | None = None
+    modified_on: str | None = _key(None)
     raw: str = Field(sa_column=Column(Text, nullable=False))
     source: str
     synced_at: dt.datetime = _at()
@@ -100,11 +106,11 @@ class ModuleLink(SQLModel, table=True):
     __tablename__ = "module_link"
     __table_args__ = (Index("ix_module_link_external", "module_id", "external_id"),)
 
-    entity: str = Field(primary_key=True)  # client, staff, service, merchant
+    entity: str = _key(primary_key=True)  # client, staff, service, merchant
     entity_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    module_id: str = Field(primary_key=True)
-    external_id: str
-    modified_on: str | None = None
+    module_id: str = _key(primary_key=True)
+    external_id: str = _key()
+    modified_on: str | None = _key(None)
     raw: str = Field(sa_column=Column(Text, nullable=False))
     source: str
     synced_at: dt.datetime = _at()
@@ -138,15 +144,15 @@ class Booking(SQLModel, table=True):
         Index("ix_booking_group_event", "group_event_id"),
     )
 
-    booking_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    booking_id: str = Field(sa_column=Column(key_text(64), primary_key=True))
     merchant_id: int
     staff_id: int | None = None
     client_id: int | None = None
     method: str
     status: str
-    starts_on: str
-    ends_on: str
-    modified_on: str
+    starts_on: str = _key()
+    ends_on: str = _key()
+    modified_on: str = _key()
     group_event_id: int | None = None
     raw: str = Field(sa_column=Column(Text, nullable=False))
     source: str
@@ -161,10 +167,10 @@ class Coverage(SQLModel, table=True):
 
     __tablename__ = "coverage"
 
-    scope: str = Field(primary_key=True)
-    kind: str = Field(primary_key=True)
-    starts_on: str = Field(primary_key=True)
-    ends_on: str
+    scope: str = _key(primary_key=True)
+    kind: str = _key(primary_key=True)
+    starts_on: str = _key(primary_key=True)
+    ends_on: str = _key()
     covered_at: dt.datetime = _at()
 
 
@@ -188,13 +194,21 @@ class CalendarEvent(SQLModel, table=True):
     __tablename__ = "calendar_event"
     __table_args__ = (Index("ix_calendar_event_staff_starts", "staff_id", "starts_on"),)
 
-    id: int = _id()
+    # Booxi's ids, or provisional ones (negative, 48 bits: storage.rows): 64-bit on
+    # PostgreSQL too (SQLite's INTEGER is; a BIGINT there would not be the rowid)
+    id: int = Field(
+        sa_column=Column(
+            Integer().with_variant(BigInteger(), "postgresql"),
+            primary_key=True,
+            autoincrement=False,
+        )
+    )
     merchant_id: int | None = None
     staff_id: int
-    starts_on: str
-    ends_on: str
+    starts_on: str = _key()
+    ends_on: str = _key()
     type: str
-    booking_id: str | None = Field(default=None, index=True)
+    booking_id: str | None = _key(None, index=True)
     group_event_id: int | None = None
     time_slot_id: int | None = None
     provisional: bool = False
@@ -209,7 +223,7 @@ class GroupEvent(SQLModel, table=True):
     id: int = _id()
     merchant_id: int | None = None
     staff_id: int | None = Field(default=None, index=True)
-    starts_on: str
+    starts_on: str = _key()
     raw: str = Field(sa_column=Column(Text, nullable=False))
     source: str
     synced_at: dt.datetime = _at()
@@ -222,8 +236,8 @@ class TimeSlot(SQLModel, table=True):
     id: int = _id()
     merchant_id: int | None = None
     staff_id: int
-    starts_on: str
-    ends_on: str
+    starts_on: str = _key()
+    ends_on: str = _key()
     type: str = ""
     raw: str = Field(sa_column=Column(Text, nullable=False))
     source: str
@@ -236,7 +250,7 @@ class SyncState(SQLModel, table=True):
 
     __tablename__ = "sync_state"
 
-    scope: str = Field(primary_key=True)
+    scope: str = _key(primary_key=True)
     kind: str
     merchant_id: int | None = None
     staff_id: int | None = None

@@ -1,7 +1,8 @@
-"""What the read API serves, straight from SQLite: stored JSON texts, never re-encoded.
+"""What the read API serves, straight from the database: stored JSON texts, never
+re-encoded.
 
-Functions of a plain ``sqlite3`` connection (run by ``storage.reader.Reader``), each
-answering one request in a few indexed queries. They return raw JSON texts in the
+Functions of a ``ReadConnection`` (run by ``storage.reader.Reader``, in SQL both
+engines run), each answering one request in a few indexed queries. They return raw JSON texts in the
 order Booxi gives them; ``api`` splices them into the answer.
 """
 
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from storage.read_connection import ReadConnection
 
 Raw = str
 
@@ -20,7 +22,7 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-def _by_id(conn: sqlite3.Connection, sql: str, ids: Sequence[Any]) -> dict[Any, Raw]:
+def _by_id(conn: ReadConnection, sql: str, ids: Sequence[Any]) -> dict[Any, Raw]:
     """``{id: raw}`` for ``sql`` (selecting id, raw) with an ``IN ({marks})`` placeholder."""
     found: dict[Any, Raw] = {}
     unique = list(dict.fromkeys(ids))
@@ -32,7 +34,7 @@ def _by_id(conn: sqlite3.Connection, sql: str, ids: Sequence[Any]) -> dict[Any, 
 
 
 def _services_of(
-    conn: sqlite3.Connection, bookings: Iterable[Raw], group_events: Iterable[Raw]
+    conn: ReadConnection, bookings: Iterable[Raw], group_events: Iterable[Raw]
 ) -> list[Raw]:
     ids: dict[int, None] = {}
     for raw in bookings:
@@ -62,14 +64,14 @@ class CalendarPage:
     group_ids: list[int] = dataclasses.field(default_factory=list)
 
 
-def staff_merchant(conn: sqlite3.Connection, staff_id: int) -> int | None | bool:
+def staff_merchant(conn: ReadConnection, staff_id: int) -> int | None | bool:
     """The staff member's store; False when the mirror does not know them."""
     row = conn.execute("SELECT merchant_id FROM staff WHERE id = ?", (staff_id,)).fetchone()
     return False if row is None else row[0]
 
 
 def calendar_page(
-    conn: sqlite3.Connection,
+    conn: ReadConnection,
     staff_id: int,
     start: str,
     end: str,
@@ -171,7 +173,7 @@ class HistoryQuery:
 
 
 def history_page(
-    conn: sqlite3.Connection,
+    conn: ReadConnection,
     query: HistoryQuery,
     visible: frozenset[int] | None,
     after: tuple[str, str] | None,
@@ -224,7 +226,7 @@ def history_page(
     )
 
 
-def client_known(conn: sqlite3.Connection, client_id: int) -> bool:
+def client_known(conn: ReadConnection, client_id: int) -> bool:
     return (
         conn.execute(
             "SELECT 1 FROM client WHERE id = ? UNION ALL SELECT 1 FROM booking WHERE client_id = ? "
@@ -235,7 +237,7 @@ def client_known(conn: sqlite3.Connection, client_id: int) -> bool:
     )
 
 
-def has_provisional_events(conn: sqlite3.Connection, booking_id: str) -> bool:
+def has_provisional_events(conn: ReadConnection, booking_id: str) -> bool:
     """Whether some calendar event of the booking carries an id the mirror derived."""
     row = conn.execute(
         "SELECT 1 FROM calendar_event WHERE booking_id = ? AND id < 0 LIMIT 1", (booking_id,)
@@ -244,7 +246,7 @@ def has_provisional_events(conn: sqlite3.Connection, booking_id: str) -> bool:
 
 
 def booking_with_group_events(
-    conn: sqlite3.Connection, booking_id: str
+    conn: ReadConnection, booking_id: str
 ) -> tuple[Raw, int, int | None, list[Raw]] | None:
     """(raw, merchant id, staff id, its group events' raws), or None."""
     row = conn.execute(
@@ -262,7 +264,7 @@ def booking_with_group_events(
 
 # ---- directory --------------------------------------------------------------------------
 def merchants(
-    conn: sqlite3.Connection, group_id: int | None, visible: frozenset[int] | None
+    conn: ReadConnection, group_id: int | None, visible: frozenset[int] | None
 ) -> list[tuple[int, Raw]]:
     rows = conn.execute("SELECT id, group_id, raw FROM merchant ORDER BY id").fetchall()
     return [
@@ -272,7 +274,7 @@ def merchants(
     ]
 
 
-def one(conn: sqlite3.Connection, table: str, ident: int) -> tuple[Raw, int | None] | None:
+def one(conn: ReadConnection, table: str, ident: int) -> tuple[Raw, int | None] | None:
     """(raw, merchant id) of one merchant, staff, service or category; None if unknown."""
     column = "id" if table == "merchant" else "merchant_id"
     if table not in ("merchant", "staff", "service", "service_category"):
@@ -296,7 +298,7 @@ LISTS = {
 
 
 def listing(
-    conn: sqlite3.Connection,
+    conn: ReadConnection,
     kind: str,
     filters: dict[str, Any],
     visible: frozenset[int] | None,
@@ -331,7 +333,7 @@ def listing(
     return [r[2] for r in rows], (rows[-1][0] if more and rows else None)
 
 
-def has_rows(conn: sqlite3.Connection, table: str) -> bool:
+def has_rows(conn: ReadConnection, table: str) -> bool:
     if table not in ("merchant", "staff"):
         raise ValueError(table)
     return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
@@ -339,7 +341,7 @@ def has_rows(conn: sqlite3.Connection, table: str) -> bool:
 
 # ---- clients ----------------------------------------------------------------------------
 def client_with_links(
-    conn: sqlite3.Connection, client_id: int
+    conn: ReadConnection, client_id: int
 ) -> tuple[Raw, int | None, list[Raw], Any] | None:
     """(raw, merchant id, module links' raws, synced_at) of one client, or None."""
     row = conn.execute(
@@ -350,7 +352,7 @@ def client_with_links(
     return row[0], row[1], links_of(conn, [client_id]), row[2]
 
 
-def links_of(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[Raw]:
+def links_of(conn: ReadConnection, client_ids: Sequence[int]) -> list[Raw]:
     if not client_ids:
         return []
     return [
@@ -363,7 +365,7 @@ def links_of(conn: sqlite3.Connection, client_ids: Sequence[int]) -> list[Raw]:
     ]
 
 
-def module_link(conn: sqlite3.Connection, client_id: int, module_id: str) -> Raw | None:
+def module_link(conn: ReadConnection, client_id: int, module_id: str) -> Raw | None:
     row = conn.execute(
         "SELECT raw FROM module_link WHERE entity = 'client' AND entity_id = ? AND module_id = ?",
         (client_id, module_id),
@@ -372,7 +374,7 @@ def module_link(conn: sqlite3.Connection, client_id: int, module_id: str) -> Raw
 
 
 def search_clients(
-    conn: sqlite3.Connection,
+    conn: ReadConnection,
     criteria: dict[str, str],
     merchant_id: int | None,
     visible: frozenset[int] | None,
@@ -403,19 +405,20 @@ def search_clients(
 
 
 # ---- freshness --------------------------------------------------------------------------
-def staff_sync(conn: sqlite3.Connection, staff_ids: Sequence[int]) -> list[tuple[Any, Any, int]]:
+def staff_sync(conn: ReadConnection, staff_ids: Sequence[int]) -> list[tuple[Any, Any, int]]:
     """(last_success_at, last_attempt_at, consecutive_failures) of these staff members."""
     scopes = [f"staff:{i}" for i in dict.fromkeys(staff_ids)]
     if not scopes:
         return []
-    return conn.execute(
+    rows = conn.execute(
         f"SELECT last_success_at, last_attempt_at, consecutive_failures FROM sync_state "
         f"WHERE scope IN ({_marks(scopes)})",
         scopes,
-    ).fetchall()
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
-def scope_sync(conn: sqlite3.Connection, scope: str) -> tuple[Any, Any, int] | None:
+def scope_sync(conn: ReadConnection, scope: str) -> tuple[Any, Any, int] | None:
     row = conn.execute(
         "SELECT last_success_at, last_attempt_at, consecutive_failures "
         "FROM sync_state WHERE scope = ?",
@@ -435,7 +438,7 @@ class CalendarRead:
 
 
 def calendar_read(
-    conn: sqlite3.Connection,
+    conn: ReadConnection,
     staff_id: int,
     start: str,
     end: str,

@@ -65,7 +65,8 @@ def utcnow() -> dt.datetime:
 
 
 def stored_utc(value: object) -> dt.datetime:
-    """One of our ``_at`` columns as read with plain ``sqlite3`` (naive UTC text)."""
+    """One of our ``_at`` columns as a read function gets it: naive UTC text (SQLite) or
+    an aware datetime (PostgreSQL)."""
     if isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, str):

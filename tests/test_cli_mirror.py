@@ -25,13 +25,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(tmp_path: Path, sim: Sim | None, *, port: int = 0, interval: int = 300) -> Path:
+def _config(
+    tmp_path: Path, sim: Sim | None, *, port: int = 0, interval: int = 300, url: str = ""
+) -> Path:
     path = tmp_path / "config.toml"
     base = sim.api if sim else "http://127.0.0.1:9/booking/v1"
+    url = url or f"sqlite+aiosqlite:///{tmp_path / 'mirror.db'}"
     path.write_text(
         f'[booxi]\nbase_url = "{base}"\npartner_key = "{PARTNER_KEY}"\n'
         f"requests_per_second = 200\nrequests_per_minute = 10000\ntimeout_s = 2\n"
-        f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "mirror.db"}"\n'
+        f'[storage]\nurl = "{url}"\n'
         f"[sync]\nhorizon_days = 30\ncalendar_interval_s = {interval}\n"
         f'[api]\nhost = "127.0.0.1"\nport = {port or 8080}\n'
         f'[webhook]\nsecret = "{WEBHOOK_SECRET}"\n'
@@ -365,3 +368,37 @@ async def test_sigkill_during_a_sync_pass_leaves_a_sound_database(make_sim, tmp_
     assert code == 0, err
     assert "15 of 15 staff calendar(s)" in out
     assert _integrity(db) == "ok"
+
+
+async def test_serve_on_postgresql_answers_reads_and_readyz(
+    sim: Sim, postgres_url: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    config = _config(tmp_path, sim, port=port, url=postgres_url)
+    key = "serve-on-postgresql-key-0123456789"
+    config.write_text(
+        config.read_text() + f'[[api.keys]]\nname = "ops"\nkey = "{key}"\nscopes = ["read"]\n'
+    )
+    process = await _start_serve(config)
+    base = f"http://127.0.0.1:{port}"
+    staff_id = min(sim.world.staff)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+            for _ in range(100):  # the poller's first staff polls come right after start
+                async with session.get(f"{base}/readyz") as response:
+                    ready = await response.json()
+                if ready["checks"]["sync"].get("oldest_success_at"):
+                    break
+                await asyncio.sleep(0.1)
+            assert response.status == 200 and ready["checks"]["database"] == {"status": "ok"}
+            async with session.get(
+                f"{base}/booking/v1/merchant/{sim.world.staff[staff_id]['merchantId']}"
+            ) as response:
+                assert response.status == 200, await response.text()
+            async with session.get(f"{base}/booking/v1/staff/{staff_id}") as response:
+                assert (await response.json())["id"] == staff_id
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert b"serve.stopped" in stderr and b"Traceback" not in stderr

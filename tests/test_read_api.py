@@ -8,9 +8,12 @@ import random
 from typing import Any
 
 import aiohttp
+import pytest
 
 from mirror.sync import run_pass
 from tests.conftest import API_KEY, MirrorApp, Sim, Store, booxi_client, calendar_params
+
+pytestmark = pytest.mark.both_engines
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

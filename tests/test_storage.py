@@ -6,10 +6,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
@@ -22,23 +24,23 @@ from storage.engine import make_engine
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import TABLES
 from storage.rows import booking_row
-from tests.conftest import sample
+from tests.conftest import Store, sample
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-async def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
-    await upgrade(engine)
-    await upgrade(engine)  # a second run is a no-op
-    assert await current_revision(engine) == head_revision()
+pytestmark = pytest.mark.both_engines
+
+
+async def test_migrations_build_exactly_the_models_schema(store: Store) -> None:
+    await upgrade(store.engine)  # a second run is a no-op
+    assert await current_revision(store.engine) == head_revision()
 
     def diff(conn: Connection) -> list[Any]:
         return list(compare_metadata(MigrationContext.configure(conn), TABLES))
 
-    async with engine.connect() as conn:
+    async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    await engine.dispose()
 
 
 def _versions(count: int) -> list[dict[str, Any]]:
@@ -96,3 +98,96 @@ def test_webhooks_and_polls_in_any_order_leave_the_newest_version(
         events = conn.execute(text("SELECT count(*) FROM calendar_event")).scalar_one()
         assert events == (0 if newest["status"] == "Cancelled" else len(newest["items"]))
     engine.dispose()
+
+
+def _collations(conn: Connection) -> dict[tuple[str, str], str | None]:
+    rows = conn.execute(
+        text(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND data_type = 'character varying'"
+        )
+    )
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+async def test_migrations_give_key_text_the_models_collation(store: Store) -> None:
+    """Alembic's comparison ignores collations: on PostgreSQL every text column has the
+    collation the models declare (``COLLATE "C"`` for key text), and no other."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite compares text by bytes: no collation to set")
+    from sqlalchemy.dialects import postgresql
+
+    pg = postgresql.dialect()
+    declared = {
+        (table.name, column.name): "C"
+        for table in TABLES.sorted_tables
+        for column in table.columns
+        if getattr(column.type.dialect_impl(pg), "collation", None) == "C"
+    }
+    async with store.engine.connect() as conn:
+        held = await conn.run_sync(_collations)
+    assert {key: value for key, value in held.items() if value is not None} == declared
+    assert {("coverage", "ends_on"), ("booking", "booking_id")} <= declared.keys()
+
+
+@pytest.fixture
+def en_us_url() -> Iterator[str]:
+    """A new PostgreSQL database whose default collation is ICU's en-US (where "~" sorts
+    before the digits, as under en_US.UTF-8), dropped at the end."""
+    import os
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import POSTGRES_URL_VARIABLE, _on_postgres
+
+    server = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not server:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (set by .ci/run)")
+    name = f"booxi_mirror_test_{uuid.uuid4().hex[:16]}"
+    _on_postgres(
+        server,
+        f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+        "LOCALE 'C.UTF-8'",
+    )
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    _on_postgres(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_key_text_sorts_by_bytes_under_an_en_us_default_collation(en_us_url: str) -> None:
+    """A client history covered from "" to "~" is covered from any instant on, and
+    instants sort after "~" nowhere: the database's own order says otherwise."""
+    from storage.coverage import read_coverage, record_fill
+    from storage.reader import Reader
+
+    engine = make_engine(en_us_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("SELECT '~' < '2026'"))).scalar() is True
+            await conn.run_sync(lambda c: record_fill(c, "client:1", "", "~", NOW))
+            await conn.run_sync(
+                lambda c: record_fill(c, "staff:1", "2026-01-01T00:00:00.000000Z", "~", NOW)
+            )
+        reader = Reader(engine)
+        await reader.start()
+        try:
+            later = "2026-06-01T00:00:00.000000Z"
+            assert (await reader.run(read_coverage, "client:1", later, "~")).complete
+            staff = await reader.run(read_coverage, "staff:1", "", "~")
+            assert staff.gaps == (("", "2026-01-01T00:00:00.000000Z"),)
+            order = await reader.run(
+                lambda c: [r[0] for r in c.execute("SELECT ends_on FROM coverage ORDER BY 1")]
+            )
+            assert order == ["~", "~"]
+            keys = await reader.run(
+                lambda c: c.execute(
+                    "SELECT count(*) FROM coverage WHERE starts_on < ? AND ends_on > ?",
+                    ("~", "2026-12-31"),
+                ).fetchone()[0]
+            )
+            assert keys == 2
+        finally:
+            await reader.close()
+    finally:
+        await engine.dispose()

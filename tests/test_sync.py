@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mirror.sync import run_pass
 from tests.conftest import Sim, Store, booxi_client
+
+pytestmark = pytest.mark.both_engines
 
 ALL = {"Appointment", "GroupEvent", "TimeSlot"}
 

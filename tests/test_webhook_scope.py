@@ -11,11 +11,14 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 
 from storage import reference
 from storage.erasure import retention_report
 from storage.rows import merchant_row
 from tests.conftest import WEBHOOK_SECRET, MirrorApp, Store, sample
+
+pytestmark = pytest.mark.both_engines
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_SECRET}", "Content-Type": "application/json"}
 SERVED, OTHER = 1, 34497  # the sample event's booking is at store 34497

@@ -16,6 +16,8 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import WEBHOOK_SECRET, MirrorApp, Sim, Store, sample
 
+pytestmark = pytest.mark.both_engines
+
 SIGNING = "whsec_" + base64.b64encode(b"mirror signing secret, 32 bytes.").decode()
 AUTH = {"Authorization": f"Bearer {WEBHOOK_SECRET}"}
 

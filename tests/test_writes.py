@@ -30,6 +30,8 @@ from tests.conftest import API_KEY, MirrorApp, Sim, Store, booxi_client, rfc3339
 STORE_A, STORE_B = 34538, 34621
 STAFF_A, STAFF_B = 21002, 21114
 SERVICE_A, SERVICE_B = 3453800, 3462100
+pytestmark = pytest.mark.both_engines
+
 KEY_A = "mirror-key-for-store-a-0123456789"
 READ_KEY = "mirror-read-only-key-0123456789"
 KEYS = [

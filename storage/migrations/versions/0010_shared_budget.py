@@ -1,7 +1,7 @@
 """the rate budget shared by every replica and CLI command on one database
 
 Revision ID: 0010
-Revises: 0007 (to be rechained onto 0009 at merge)
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
