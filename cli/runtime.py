@@ -111,7 +111,7 @@ async def serve(
     from api.access_log import AccessLogger
     from api.app import create_app
     from api.connections import ConnectionGuard, GuardedSite
-    from api.keys import METRICS
+    from api.keys import METRICS, POLL_LEADERSHIP
     from api.metrics import PollLeaderCollector
 
     async with open_runtime(config) as runtime:
@@ -124,6 +124,9 @@ async def serve(
             reader=reader,
             booxi=runtime.client,
         )
+        leadership = _poll_leadership(runtime)
+        app[POLL_LEADERSHIP] = leadership  # /readyz says whether this replica polls
+        app[METRICS].registry.register(PollLeaderCollector(lambda: leadership.is_leader))
         runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -132,8 +135,6 @@ async def serve(
             keepalive_timeout=config.api.keepalive_timeout_s,
         )
         await runner.setup()
-        leadership = _poll_leadership(runtime)
-        app[METRICS].registry.register(PollLeaderCollector(lambda: leadership.is_leader))
         signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -74,6 +74,13 @@ class Serve:
                 return float(line.split()[1]) == 1.0
         raise AssertionError("no booxi_mirror_poll_leader in /metrics")
 
+    async def readyz_polls(self) -> bool:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.base + "/readyz") as response,
+        ):
+            return bool((await response.json())["checks"]["poller"]["polls"])
+
     async def stop(self) -> None:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
@@ -177,6 +184,7 @@ async def test_a_replica_takes_over_polling_when_the_leader_is_killed(
         polling = [await replica.polls() for replica in replicas]
         assert sorted(polling) == [False, True]
         leader, other = (first, second) if polling[0] else (second, first)
+        assert [await replica.readyz_polls() for replica in (leader, other)] == [True, False]
         await asyncio.sleep(interval)  # the leader polls a while
         leader.process.send_signal(signal.SIGKILL)
         await leader.process.wait()
