@@ -80,14 +80,15 @@ async def readyz(request: web.Request) -> web.Response:
             "upstream": unknown,
         }
         return web.json_response({"status": "unready", "checks": checks}, status=503)
-    checks: dict[str, Check] = {
+    checks = {
         "database": {"status": "ok"},
         "sync": sync_check(state.states, state.pending, utcnow(), config.api.staleness_s),
         "upstream": upstream_check(state.states),
     }
     leadership = request.app.get(POLL_LEADERSHIP)
     if leadership is not None:
-        checks["poller"] = {"status": "ok", "polls": leadership.is_leader}
+        poller: Check = {"status": "ok", "polls": leadership.is_leader}
+        checks["poller"] = poller
     degraded = any(check["status"] == "degraded" for check in checks.values())
     return web.json_response({"status": "degraded" if degraded else "ready", "checks": checks})
 
