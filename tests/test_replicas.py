@@ -16,7 +16,7 @@ from typing import IO
 
 import aiohttp
 
-from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, SimFactory
+from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, SimFactory, sample
 
 
 def _free_port() -> int:
@@ -185,6 +185,17 @@ async def test_a_replica_takes_over_polling_when_the_leader_is_killed(
         assert sorted(polling) == [False, True]
         leader, other = (first, second) if polling[0] else (second, first)
         assert [await replica.readyz_polls() for replica in (leader, other)] == [True, False]
+        event = sample("webhook-appointment-created.json")
+        event["content"]["booking"]["merchantId"] = next(iter(sim.world.merchants))
+        async with (  # the replica that does not poll takes webhooks all the same
+            aiohttp.ClientSession() as session,
+            session.post(
+                other.base + "/webhooks/booxi",
+                json=event,
+                headers={"Authorization": f"Bearer {WEBHOOK_SECRET}"},
+            ) as response,
+        ):
+            assert (await response.json())["outcome"] == "applied"
         await asyncio.sleep(interval)  # the leader polls a while
         leader.process.send_signal(signal.SIGKILL)
         await leader.process.wait()
