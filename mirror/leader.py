@@ -105,8 +105,8 @@ class PollLeadership:
             if not await self._still_holding():
                 await self._step_down()
                 log.warning(
-                    "poll.leader.lost: the lock connection failed; polling stopped",
-                    extra={"reason": "connection"},
+                    "poll.leader.lost",
+                    extra={"reason": "the lock connection failed: polling stopped"},
                 )
             return
         try:
