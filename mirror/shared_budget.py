@@ -6,10 +6,12 @@ for all of them together. Each process keeps its ``RateBudget`` (priorities, sha
 its own windows: the first gate) and then claims a slot in the database's ledger
 (``storage.budget_ledger``: the second gate) before the request goes:
 
-- Claims within one process go one at a time, by priority then arrival (a write that
-  arrives while a poll waits for the ledger goes first); the one claiming waits the
-  seconds the ledger answers (until the oldest row of the full window leaves it, or a
-  shared pause ends, at most ``MAX_NAP_S`` at a time) and claims again. Across
+- Within one process one grant at a time claims (``RateBudget._serial``), so the local
+  queue stays the one place of order: priority, then arrival, and the fills' share
+  while polls wait. When the ledger has no room, the grant is given back, the local
+  budget grants nothing until the ledger's answer (when the oldest row of the full
+  window leaves it, or a shared pause ends; at most ``MAX_NAP_S``), and the caller
+  queues again at its place, so a write that arrived meanwhile goes first. Across
   processes there is no priority: the ledger serves whoever claims first once there is
   room.
 - ``charge()`` (a 400) and ``pause()`` (a 429's ``Retry-After``) act on the local
@@ -32,8 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -73,9 +73,7 @@ class SharedRateBudget(RateBudget):
     ) -> None:
         super().__init__(per_second, per_minute, clock=clock, margin_s=margin_s)
         self.engine = engine
-        self._claimers: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._claiming = False
-        self._claim_seq = itertools.count()
+        self._serial = True  # one grant at a time claims in the ledger (RateBudget doc)
         self._background: set[asyncio.Task[None]] = set()
         self.shared_wait_s = 0.0
         self.ledger_errors = 0
@@ -85,25 +83,27 @@ class SharedRateBudget(RateBudget):
 
     async def acquire(self, priority: Priority) -> float:
         """Wait for the local budget, then for a slot in the ledger; the seconds waited."""
-        waited = await super().acquire(priority)
-        started = time.monotonic()
-        place = (int(priority), next(self._claim_seq))
-        await self._take_turn(place)
-        holding = True
-        try:
-            while (wait := await self._claim()) > 0:
-                await asyncio.sleep(min(wait, MAX_NAP_S))
-                if self._claimers and self._claimers[0][:2] < place:
-                    holding = False
-                    self._pass_turn()  # a higher priority arrived while we napped
-                    await self._take_turn(place)
-                    holding = True
-        finally:
-            if holding:
-                self._pass_turn()
-        shared = time.monotonic() - started
-        self.shared_wait_s += shared
-        return waited + shared
+        priority = Priority(priority)
+        seq = next(self._seq)  # the place in the local queue, kept when queuing again
+        waited = 0.0
+        while True:
+            local, grant = await self._acquire(priority, seq)  # the one claiming, now
+            started = self._clock()
+            try:
+                wait = await self._claim()
+            except BaseException:
+                self._release_turn()
+                raise
+            shared = max(0.0, self._clock() - started)
+            self.shared_wait_s += shared
+            waited += local + shared
+            if wait <= 0:
+                self._release_turn()
+                return waited
+            # No room in the ledger: the local slot goes back, nothing here is granted
+            # before the ledger has room, and this caller queues again at its place.
+            self._give_back(grant)
+            self._hold_until(self._clock() + min(wait, MAX_NAP_S))
 
     def charge(self, extra: int = 1) -> None:
         super().charge(extra)
@@ -160,29 +160,3 @@ class SharedRateBudget(RateBudget):
         task = asyncio.get_running_loop().create_task(write())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _take_turn(self, place: tuple[int, int]) -> None:
-        """Wait until this caller is the one claiming (``place``: priority, arrival).
-
-        Cancelled while waiting, the caller holds no turn (one handed to it just then is
-        handed on); the caller that holds the turn passes it on with ``_pass_turn()``.
-        """
-        if not self._claiming:
-            self._claiming = True
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._claimers, (*place, future))
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self._pass_turn()
-            raise
-
-    def _pass_turn(self) -> None:
-        while self._claimers:
-            _, _, future = heapq.heappop(self._claimers)
-            if not future.done():
-                future.set_result(None)
-                return
-        self._claiming = False

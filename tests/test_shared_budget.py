@@ -96,6 +96,26 @@ async def test_a_write_overtakes_a_poll_waiting_for_the_ledger(
     assert done == ["WRITE", "POLL"]
 
 
+async def test_fills_keep_to_their_share_while_polls_wait_for_the_ledger(
+    store: Store, second_engine: Any
+) -> None:
+    other = SharedRateBudget(second_engine, 5, 300)
+    for _ in range(5):  # another replica has just used the second
+        await other.acquire(Priority.POLL)
+    budget = SharedRateBudget(store.engine, 5, 300)
+    budget.limit_share(Priority.FILL, 0.5)
+    done: list[str] = []
+
+    async def go(priority: Priority) -> None:
+        await budget.acquire(priority)
+        done.append(priority.name)
+
+    await asyncio.gather(*(go(p) for p in [Priority.FILL] * 4 + [Priority.POLL] * 4))
+    # the local queue orders the grants, the ledger only times them: at most 2 of 5 fills
+    assert done[:5].count("FILL") == 2
+    assert budget.stats.granted == 8  # slots the ledger refused were given back
+
+
 async def test_the_ledger_answers_the_wait_for_a_full_minute(store: Store) -> None:
     limits: dict[str, Any] = {
         "short_limit": 5,
