@@ -194,15 +194,7 @@ class CalendarEvent(SQLModel, table=True):
     __tablename__ = "calendar_event"
     __table_args__ = (Index("ix_calendar_event_staff_starts", "staff_id", "starts_on"),)
 
-    # Booxi's ids, or provisional ones (negative, 48 bits: storage.rows): 64-bit on
-    # PostgreSQL too (SQLite's INTEGER is; a BIGINT there would not be the rowid)
-    id: int = Field(
-        sa_column=Column(
-            Integer().with_variant(BigInteger(), "postgresql"),
-            primary_key=True,
-            autoincrement=False,
-        )
-    )
+    id: int = _id()  # Booxi's, or provisional: negative, 48 bits (storage.rows)
     merchant_id: int | None = None
     staff_id: int
     starts_on: str = _key()
@@ -344,3 +336,18 @@ class BudgetEntry(SQLModel, table=True):
 
 
 TABLES = SQLModel.metadata
+
+
+def _integers_of_64_bits() -> None:
+    """Every INTEGER column holds 64 bits, as SQLite's INTEGER does: BIGINT on PostgreSQL
+    (migration 0009), whose INTEGER holds 32. The mirror takes ids up to 2**53
+    (``api.query.MAX_ID``) and makes 48-bit provisional event ids. Set here for every
+    table at once: SQLModel maps each ``int`` field to INTEGER, and a BIGINT on SQLite
+    would not be the rowid."""
+    for table in TABLES.tables.values():
+        for column in table.columns:
+            if type(column.type) is Integer:
+                column.type = Integer().with_variant(BigInteger(), "postgresql")
+
+
+_integers_of_64_bits()

@@ -132,7 +132,6 @@ def read_engine(url: str, pool_size: int) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=READ_TIMEOUT_S,
-        pool_pre_ping=False,
         isolation_level="REPEATABLE READ",
         connect_args={
             "timeout": READ_TIMEOUT_S,

@@ -191,3 +191,21 @@ async def test_key_text_sorts_by_bytes_under_an_en_us_default_collation(en_us_ur
             await reader.close()
     finally:
         await engine.dispose()
+
+
+async def test_ids_up_to_2_to_the_53_are_stored_and_read(store: Store) -> None:
+    """The API takes ids below 2**53: PostgreSQL's columns hold them as SQLite's do."""
+    from storage import reads
+    from storage.reader import Reader
+    from storage.reference import STAFF
+
+    big = 2**53 - 1
+    row = {"id": big, "merchant_id": big - 1, "raw": "{}", "source": "poll", "synced_at": NOW}
+    await store.writer.run(lambda conn: conn.execute(STAFF.insert().values(**row)))
+    reader = Reader(store.engine)
+    await reader.start()
+    try:
+        assert await reader.run(reads.staff_merchant, big) == big - 1
+        assert await reader.run(reads.one, "staff", big - 2) is None
+    finally:
+        await reader.close()

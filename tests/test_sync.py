@@ -1,5 +1,9 @@
 """The sync engine against the simulator: a pass mirrors Booxi field for field, and
-reconciliation converges under random changes and webhook faults."""
+reconciliation converges under random changes and webhook faults.
+
+The field-for-field pass runs on both engines (``both_engines``); the others, which
+test the sync and not the storage, on SQLite only (PostgreSQL tests stay few: the suite
+runs in under 5 minutes)."""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ import pytest
 
 from mirror.sync import run_pass
 from tests.conftest import Sim, Store, booxi_client
-
-pytestmark = pytest.mark.both_engines
 
 ALL = {"Appointment", "GroupEvent", "TimeSlot"}
 
@@ -56,6 +58,7 @@ def _truth(sim: Sim, start, end) -> tuple[dict[str, dict], dict[int, dict]]:
     return {i: world.bookings[i] for i in booking_ids}, events
 
 
+@pytest.mark.both_engines
 async def test_one_pass_mirrors_every_booking_and_event_field_for_field(
     sim: Sim, store: Store
 ) -> None:

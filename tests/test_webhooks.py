@@ -1,4 +1,7 @@
-"""The webhook receiver: authentication, the inbox, idempotence, ordering, malformed calls."""
+"""The webhook receiver: authentication, the inbox, idempotence, ordering, malformed calls.
+
+What is stored runs on both engines (``both_engines``); calls refused before anything is
+stored run on SQLite only (the engine plays no part)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,6 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import WEBHOOK_SECRET, MirrorApp, Sim, Store, sample
-
-pytestmark = pytest.mark.both_engines
 
 SIGNING = "whsec_" + base64.b64encode(b"mirror signing secret, 32 bytes.").decode()
 AUTH = {"Authorization": f"Bearer {WEBHOOK_SECRET}"}
@@ -60,6 +61,7 @@ async def _counts(store: Store) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.both_engines
 async def test_event_is_stored_and_applied_with_its_client_links(
     mirror_app: MirrorApp, store: Store
 ) -> None:
@@ -83,6 +85,7 @@ async def test_event_is_stored_and_applied_with_its_client_links(
     assert source[0]["source"] == "webhook"
 
 
+@pytest.mark.both_engines
 async def test_replayed_event_changes_nothing(mirror_app: MirrorApp, store: Store) -> None:
     await _post(mirror_app, _event())
     before = await store.rows("SELECT * FROM booking")
@@ -93,6 +96,7 @@ async def test_replayed_event_changes_nothing(mirror_app: MirrorApp, store: Stor
     assert [(r["event_id"], r["duplicates"]) for r in inbox] == [("evt-1", 1)]
 
 
+@pytest.mark.both_engines
 async def test_older_event_after_newer_one_changes_nothing(
     mirror_app: MirrorApp, store: Store
 ) -> None:
@@ -109,6 +113,7 @@ async def test_older_event_after_newer_one_changes_nothing(
     ]
 
 
+@pytest.mark.both_engines
 async def test_event_content_envelope_and_unknown_types_are_accepted(
     mirror_app: MirrorApp, store: Store
 ) -> None:
@@ -145,6 +150,7 @@ async def test_unauthenticated_calls_get_401_and_store_nothing(
     assert (await _counts(store))["inbox_event"] == 0
 
 
+@pytest.mark.both_engines
 async def test_signed_calls_are_verified_with_timestamp_tolerance(
     make_mirror_app, store: Store
 ) -> None:
@@ -231,6 +237,7 @@ async def test_oversized_body_is_413(mirror_app: MirrorApp, store: Store) -> Non
         assert (await response.json())["error"]["status"] == 413
 
 
+@pytest.mark.both_engines
 async def test_client_events_update_and_remove_clients(mirror_app: MirrorApp, store: Store) -> None:
     client = {
         "id": 77,
@@ -266,6 +273,7 @@ async def test_client_events_update_and_remove_clients(mirror_app: MirrorApp, st
     assert await store.rows("SELECT entity_id FROM module_link") == []
 
 
+@pytest.mark.both_engines
 async def test_webhooks_alone_bring_new_updated_and_cancelled_bookings_within_a_second(
     make_sim, mirror_app: MirrorApp, store: Store
 ) -> None:
