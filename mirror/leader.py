@@ -131,7 +131,11 @@ class PollLeadership:
             await conn.close()  # holds nothing: back to the pool
             return
         self._conn = conn
-        self._become_leader("postgresql")
+        try:
+            self._become_leader("postgresql")
+        except Exception:  # a leader that cannot poll must not keep the others from it
+            await self._step_down()
+            raise
 
     async def _still_holding(self) -> bool:
         conn = self._conn

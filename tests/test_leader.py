@@ -120,6 +120,22 @@ async def test_a_leader_whose_connection_dies_stops_polling_and_another_takes_ov
     assert not first.leadership.is_leader
 
 
+async def test_a_replica_that_cannot_start_polling_lets_the_lock_go(
+    replicas: list[Replica],
+) -> None:
+    first, second = replicas
+
+    def broken() -> None:
+        raise RuntimeError("the poller did not start")
+
+    first.leadership._on_acquired = broken
+    with pytest.raises(RuntimeError, match="did not start"):
+        await first.leadership.start()
+    assert not first.leadership.is_leader and first.events == ["lost"]
+    await second.leadership.start()
+    assert second.leadership.is_leader
+
+
 def test_the_poll_leader_gauge_says_whether_this_replica_polls() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
