@@ -95,7 +95,7 @@ async def record_pause(engine: AsyncEngine, seconds: float) -> None:
 
 
 async def used(engine: AsyncEngine, window_s: float) -> int:
-    """The weight counted in the last ``window_s`` seconds (for tests and ``status``)."""
+    """The weight counted in the last ``window_s`` seconds (for tests and diagnostics)."""
     async with _transaction(engine) as conn:
         now = await _now(conn)
         total = (
