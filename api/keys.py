@@ -9,6 +9,7 @@ from api.metrics import Metrics
 from api.retention_marks import PendingNoRetention
 from mirror.client import BooxiClient
 from mirror.config import Config
+from mirror.leader import PollLeadership
 from mirror.repoll import Repoller
 from storage.reader import Reader
 from storage.writer import Writer
@@ -23,3 +24,4 @@ METRICS = web.AppKey("metrics", Metrics)
 OPENAPI = web.AppKey("openapi", bytes)  # the OpenAPI document, as served
 NO_RETENTION = web.AppKey("no_retention", PendingNoRetention)
 REPOLL = web.AppKey("repoll", Repoller)
+POLL_LEADERSHIP = web.AppKey("poll_leadership", PollLeadership)  # set by serve

@@ -5,6 +5,8 @@
   by ``Metrics.middleware()`` for every request; ``route`` is the route's name in
   ``api.routes`` (``unmatched`` for a path no route serves), ``status_class`` is ``2xx``,
   ``4xx``... (a request whose client went away before the answer counts as ``4xx``, 499).
+- ``booxi_mirror_poll_leader``: 1 while this replica runs the poller, else 0
+  (``PollLeaderCollector``, registered by ``serve`` with ``mirror.leader``'s answer).
 - Computed at each scrape from a ``Snapshot`` the ``/metrics`` handler reads first
   (collectors are synchronous; the database is not): sync lag per store, webhook lag,
   and the Booxi client's and its rate budget's counters; ready answers (``api.ready``):
@@ -19,7 +21,7 @@ import datetime as dt
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -131,6 +133,21 @@ class _ScrapeCollector(Collector):
         if self.snapshot is None:
             return []
         return list(_families(self.snapshot))
+
+
+class PollLeaderCollector(Collector):
+    """``booxi_mirror_poll_leader``: whether this replica polls Booxi (``is_leader()``)."""
+
+    def __init__(self, is_leader: Callable[[], bool]) -> None:
+        self._is_leader = is_leader
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            PREFIX + "poll_leader",
+            "1 while this replica runs the poller (it holds the poll lock), else 0.",
+        )
+        gauge.add_metric([], 1.0 if self._is_leader() else 0.0)
+        return [gauge]
 
 
 def _families(snapshot: Snapshot | None) -> Iterator[Metric]:

@@ -12,6 +12,10 @@ None of these calls Booxi. ``/readyz`` judges three things from the database alo
   staff calendar failed because Booxi was unreachable (``BooxiUnavailable``), after its
   last success; ``unknown`` before any attempt.
 
+- ``poller`` (under ``serve`` only): ``{"status": "ok", "polls": true|false}``, whether
+  this replica runs the poller (``mirror.leader``). Never degraded: a replica that does
+  not poll is as ready as one that does; whether some replica polls shows in ``sync``.
+
 ``ready`` and ``degraded`` answer 200 (a degraded mirror still serves what it holds);
 ``unready`` answers 503.
 """
@@ -31,7 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import json_error
-from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI
+from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI, POLL_LEADERSHIP
 from api.metrics import ReadyStats, Snapshot
 from api.ready import READY
 from storage import inbox, sync_state
@@ -81,6 +85,10 @@ async def readyz(request: web.Request) -> web.Response:
         "sync": sync_check(state.states, state.pending, utcnow(), config.api.staleness_s),
         "upstream": upstream_check(state.states),
     }
+    leadership = request.app.get(POLL_LEADERSHIP)
+    if leadership is not None:
+        poller: Check = {"status": "ok", "polls": leadership.is_leader}
+        checks["poller"] = poller
     degraded = any(check["status"] == "degraded" for check in checks.values())
     return web.json_response({"status": "degraded" if degraded else "ready", "checks": checks})
 

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mirror.budget import Priority, RateBudget
+from mirror.budget import Priority
 from mirror.client import BooxiClient
 from mirror.config import Config
+from mirror.leader import PollLeadership, try_period
 from mirror.scheduler import Poller
+from mirror.shared_budget import SharedRateBudget
 from mirror.sync import PassResult, run_pass
 from storage.engine import make_engine
 from storage.migrate import upgrade
@@ -51,18 +53,24 @@ async def open_database(config: Config) -> AsyncIterator[AsyncEngine]:
 
 @contextlib.asynccontextmanager
 async def open_runtime(config: Config) -> AsyncIterator[Runtime]:
-    """Database (migrated), writer and Booxi client; the partner key is required."""
+    """Database (migrated), writer and Booxi client; the partner key is required.
+
+    The client's rate budget is shared through the database (``mirror.shared_budget``)
+    with every other process on it: ``serve`` replicas and CLI commands alike."""
     config.require_partner_key()
     async with open_database(config) as engine:
         writer = Writer(engine)
         await writer.start()
-        budget = RateBudget(config.booxi.requests_per_second, config.booxi.requests_per_minute)
+        budget = SharedRateBudget(
+            engine, config.booxi.requests_per_second, config.booxi.requests_per_minute
+        )
         budget.limit_share(Priority.FILL, FILL_SHARE_WHILE_POLLS_WAIT)
         client = BooxiClient.from_config(config.booxi, budget)
         try:
             yield Runtime(config, engine, writer, client)
         finally:
             await client.close()
+            await budget.close()
             await writer.close()
 
 
@@ -103,6 +111,8 @@ async def serve(
     from api.access_log import AccessLogger
     from api.app import create_app
     from api.connections import ConnectionGuard, GuardedSite
+    from api.keys import METRICS, POLL_LEADERSHIP
+    from api.metrics import PollLeaderCollector
 
     async with open_runtime(config) as runtime:
         reader = Reader(runtime.engine)
@@ -114,6 +124,9 @@ async def serve(
             reader=reader,
             booxi=runtime.client,
         )
+        leadership = _poll_leadership(runtime)
+        app[POLL_LEADERSHIP] = leadership  # /readyz says whether this replica polls
+        app[METRICS].registry.register(PollLeaderCollector(lambda: leadership.is_leader))
         runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -122,7 +135,6 @@ async def serve(
             keepalive_timeout=config.api.keepalive_timeout_s,
         )
         await runner.setup()
-        poller = Poller(runtime.client, runtime.writer, runtime.engine, config.sync)
         signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -139,13 +151,36 @@ async def serve(
             log.info("serve.started", extra={"url": url})
             if ready is not None:
                 ready(url)
-            poller.start(retention_days=config.privacy.retention_days)
+            await leadership.start()
             await stop.wait()
             log.info("serve.stopping")
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
-            await poller.stop()  # a poll in flight is cut short, before the client closes
+            await leadership.close()  # a poll in flight is cut short, before the client closes
             await runner.cleanup()  # in-flight requests finish first
             await reader.close()
         log.info("serve.stopped")
+
+
+def _poll_leadership(runtime: Runtime) -> PollLeadership:
+    """The poller runs while this replica leads (``mirror.leader``): a new ``Poller`` at
+    each acquisition, stopped (its polls in flight cut short) when leadership is lost."""
+    config = runtime.config
+    pollers: list[Poller] = []
+
+    def start_polling() -> None:
+        poller = Poller(runtime.client, runtime.writer, runtime.engine, config.sync)
+        poller.start(retention_days=config.privacy.retention_days)
+        pollers.append(poller)
+
+    async def stop_polling() -> None:
+        while pollers:
+            await pollers.pop().stop()
+
+    return PollLeadership(
+        runtime.engine,
+        on_acquired=start_polling,
+        on_lost=stop_polling,
+        try_every_s=try_period(config.sync.calendar_interval_s),
+    )

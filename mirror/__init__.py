@@ -6,10 +6,13 @@ other way round (``tests/test_layering.py``). Public names:
 - ``mirror.config``: ``load_config(path, environ) -> Config`` and the ``Config`` sections.
 - ``mirror.client``: ``BooxiClient`` (typed calls, paging, retries for GETs), over
   ``mirror.booxi_http`` (transport) and ``mirror.budget.RateBudget`` (one fair-use
-  budget per process, writes first); errors in ``mirror.booxi_errors``.
+  budget per process, writes first) with ``mirror.shared_budget.SharedRateBudget`` (that
+  budget shared through the database by every process on it); errors in
+  ``mirror.booxi_errors``.
 - ``mirror.poller``: ``refresh_reference_data()``, ``poll_staff_calendar()``,
   ``reconcile_booking()``; ``mirror.sync.run_pass()`` (one pass);
-  ``mirror.scheduler.Poller`` (the APScheduler schedule of ``serve``).
+  ``mirror.scheduler.Poller`` (the APScheduler schedule of ``serve``);
+  ``mirror.leader.PollLeadership`` (which ``serve`` replica runs it).
 - ``mirror.webhooks``: ``verify()``, ``parse_event()``, ``apply_events()``,
   ``reapply_events()`` (``inbox replay``).
 - ``mirror.audit``: ``audit()`` (every difference between the mirror and Booxi now);

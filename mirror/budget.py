@@ -1,5 +1,8 @@
 """One shared rate budget per process, so all upstream traffic stays inside Booxi's fair use.
 
+(``mirror.shared_budget.SharedRateBudget`` extends it to every process on one database:
+``serve`` replicas and the CLI commands beside them. This module is the local gate.)
+
 Booxi allows 5 requests a second and 300 a minute per key; over that it answers 429, and
 an answer of 400 counts double. Every call the mirror makes (writes, first-demand fills,
 polls) first waits for ``RateBudget.acquire(priority)``, which admits it only when no
@@ -29,6 +32,11 @@ A fractional ``per_second`` is rounded down to whole requests per 1 s window (2.
 Waiters sit in a heap of ``(priority, arrival, future)``; one timer, set for the moment
 the first of them may go, grants them. Nothing polls. A waiter cancelled while queued
 leaves the heap; one cancelled after its grant but before it ran gives its slot back.
+
+For a second gate after this one (``mirror.shared_budget``), a subclass may set
+``_serial``: then one grant at a time is outstanding until ``_release_turn()``, and
+``_hold_until()`` keeps every grant back until a deadline (not counted as a pause);
+``_acquire(priority, seq)`` queues again at an earlier place.
 """
 
 import asyncio
@@ -117,6 +125,9 @@ class RateBudget:
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._paused_until = -math.inf
+        self._held_until = -math.inf  # _hold_until(): a second gate has no room yet
+        self._serial = False  # a subclass sets it: one grant outstanding at a time
+        self._turn_taken = False
         self._timer: asyncio.TimerHandle | None = None
         self._granted = 0
         self._wait_s = 0.0
@@ -138,14 +149,18 @@ class RateBudget:
         Cancelling the caller while it waits removes it from the queue; a slot granted to
         a caller cancelled before it could use it is returned.
         """
-        priority = Priority(priority)
+        waited, _ = await self._acquire(Priority(priority), next(self._seq))
+        return waited
+
+    async def _acquire(self, priority: Priority, seq: int) -> tuple[float, _Waiter]:
+        """``acquire()`` at the place ``(priority, seq)``; the seconds waited and the grant."""
         arrived = self._clock()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(priority, next(self._seq), future)
+        waiter = _Waiter(priority, seq, future)
         heapq.heappush(self._waiters, waiter)
         self._dispatch()
         if future.done():  # granted at once: nobody ahead, room in every window
-            return 0.0
+            return 0.0, waiter
         try:
             await future
         except asyncio.CancelledError:
@@ -157,7 +172,17 @@ class RateBudget:
         self._wait_s += waited
         self._wait_s_by[priority] += waited
         self._waited_by[priority] += 1
-        return waited
+        return waited, waiter
+
+    def _release_turn(self) -> None:
+        """With ``_serial``: the outstanding grant is done with; the next may go."""
+        self._turn_taken = False
+        self._dispatch()
+
+    def _hold_until(self, deadline: float) -> None:
+        """Grant nothing before ``deadline`` (a second gate's wait; no pause counted)."""
+        self._held_until = max(self._held_until, deadline)
+        self._dispatch()
 
     def limit_share(self, priority: Priority, share: float | None) -> None:
         """Cap ``priority`` at ``share`` (0 < share <= 1) of each window while anything of a
@@ -219,7 +244,7 @@ class RateBudget:
         """Seconds from ``now`` until a request fits both windows and any pause is over."""
         while self._hits and self._hits[0].at <= now - self._long_window:
             self._hits.popleft()
-        wait = max(0.0, self._paused_until - now)
+        wait = max(0.0, self._paused_until - now, self._held_until - now)
         for window, limit in self._windows():
             wait = max(wait, self._room_in(window, limit, now, None))
         return wait
@@ -280,7 +305,7 @@ class RateBudget:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters:
+        while self._waiters and not self._turn_taken:
             head = self._waiters[0]
             loop = head.future.get_loop()
             if head.future.done() or loop.is_closed():  # cancelled, or its loop is gone
@@ -302,6 +327,7 @@ class RateBudget:
             priority = Priority(chosen.priority)
             self._hits.append(_Hit(now, 1, priority))
             chosen.granted_at = now
+            self._turn_taken = self._serial
             self._granted += 1
             self._granted_by[priority] += 1
             chosen.future.set_result(None)
@@ -316,3 +342,4 @@ class RateBudget:
                 break
         self._granted -= 1
         self._granted_by[Priority(waiter.priority)] -= 1
+        self._turn_taken = False

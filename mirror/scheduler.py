@@ -1,5 +1,9 @@
 """The poll schedule of ``booxi-mirror serve`` (APScheduler): jobs only call ``poller.*``.
 
+``serve`` runs a ``Poller`` only while its replica leads (``mirror.leader``): a new one
+each time leadership is acquired, stopped when it is lost, so exactly one replica on a
+database polls. Other replicas keep none; nothing outside ``serve`` calls it.
+
 - Reference data every ``reference_interval_s``, first at start; after each run the
   staff jobs are brought in line with the staff Booxi lists.
 - One job per staff member every ``calendar_interval_s``, their first runs spread

@@ -13,6 +13,9 @@ Knows nothing of HTTP or of Booxi's API, only of Booxi's JSON objects. Public na
 - ``storage.dialect``: what the writer's SQL needs per engine (upserts);
   ``storage.read_connection``: what the read functions' SQL needs (placeholders,
   timestamp parameters); ``storage.column_types``: what the tables need.
+- ``storage.budget_ledger``: the rate budget shared by every process on the database
+  (``claim_slot``, ``record_charge``, ``record_pause``), with its own locking and clock
+  per engine.
 - ``storage.resync``: a staff member's calendar window as held: read for an audit,
   rewritten where it drifted, dropped before a rebuild (``drop_staff_window``).
 - ``storage.reader.Reader``: runs the read functions (``storage.reads``,

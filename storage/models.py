@@ -12,7 +12,7 @@ lower-cased copies of personal data and are listed in ``CLIENT_PII_COLUMNS``.
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from storage.column_types import UtcDateTime, key_text
@@ -315,6 +315,24 @@ class ChangeLog(SQLModel, table=True):
     tag: str = Field(sa_column=Column(Text, nullable=False))
     lo: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     hi: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class BudgetEntry(SQLModel, table=True):
+    """The rate budget shared by every process on this database (``storage.budget_ledger``,
+    migration 0011): one row per request sent to Booxi (``kind`` ``request``, weight 1),
+    per extra weight (``charge``: a 400 answer counts double) and per pause after a 429
+    (``pause``, ``at_s`` the instant the pause ends).
+
+    ``at_s`` is seconds since the epoch, a float, not a ``_at`` datetime: the windows are
+    counted in SQL to the millisecond on both engines, by PostgreSQL's own clock there.
+    Rows older than a minute are pruned as new ones come."""
+
+    __tablename__ = "budget_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    at_s: float = Field(sa_column=Column(Double, nullable=False, index=True))
+    weight: int = 1
 
 
 TABLES = SQLModel.metadata
