@@ -17,12 +17,12 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import ServiceStaff
+from storage.models import ServiceStaff, table_of
 from storage.read_connection import ReadConnection
 from storage.reference import SERVICE, STAFF
 from storage.rows import Json
 
-SERVICE_STAFF = ServiceStaff.__table__  # type: ignore[attr-defined]
+SERVICE_STAFF = table_of(ServiceStaff)
 LISTED_BY = ("service", "staff")
 Raw = str
 

@@ -16,13 +16,13 @@ from sqlalchemy.engine import Connection
 
 from storage import pii
 from storage.dialect import upsert
-from storage.models import Booking, CalendarEvent, GroupEvent, TimeSlot
+from storage.models import Booking, CalendarEvent, GroupEvent, TimeSlot, table_of
 from storage.rows import Json, calendar_event_row, derived_calendar_events
 
-BOOKING = Booking.__table__  # type: ignore[attr-defined]
-EVENT = CalendarEvent.__table__  # type: ignore[attr-defined]
-GROUP_EVENT = GroupEvent.__table__  # type: ignore[attr-defined]
-TIME_SLOT = TimeSlot.__table__  # type: ignore[attr-defined]
+BOOKING = table_of(Booking)
+EVENT = table_of(CalendarEvent)
+GROUP_EVENT = table_of(GroupEvent)
+TIME_SLOT = table_of(TimeSlot)
 
 
 def stored_versions(conn: Connection, booking_ids: Iterable[str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy import case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.models import BudgetEntry
+from storage.models import BudgetEntry, table_of
 
 # ``pg_advisory_xact_lock`` key: "booxiRL" in ASCII, an arbitrary constant of our own.
 LEDGER_LOCK_KEY = 0x626F6F7869524C
@@ -35,7 +35,7 @@ PRUNE_AFTER_S = 120.0
 LOCK_TIMEOUT_MS = 2000
 STATEMENT_TIMEOUT_MS = 5000
 
-_TABLE = BudgetEntry.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(BudgetEntry)
 _entry = _TABLE.c
 
 

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
-from storage.models import Coverage
+from storage.models import Coverage, table_of
 from storage.read_connection import ReadConnection
 from storage.times import stored_utc
 
-COVERAGE = Coverage.__table__  # type: ignore[attr-defined]
+COVERAGE = table_of(Coverage)
 WHOLE = ("", "~")
 
 

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Connection
 
 from storage import pii
 from storage.dialect import insert
-from storage.models import IdempotencyResult
+from storage.models import IdempotencyResult, table_of
 
-IDEMPOTENCY = IdempotencyResult.__table__  # type: ignore[attr-defined]
+IDEMPOTENCY = table_of(IdempotencyResult)
 KEEP = dt.timedelta(hours=24)
 
 

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Connection
 
 from storage import pii
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import InboxEvent
+from storage.models import InboxEvent, table_of
 from storage.rows import Json
 
-INBOX = InboxEvent.__table__  # type: ignore[attr-defined]
+INBOX = table_of(InboxEvent)
 
 
 def existing_event_ids(conn: Connection, event_ids: Iterable[str]) -> set[str]:

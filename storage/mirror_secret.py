@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import MirrorSecret
+from storage.models import MirrorSecret, table_of
 
-SECRET = MirrorSecret.__table__  # type: ignore[attr-defined]
+SECRET = table_of(MirrorSecret)
 CURSOR = "cursor"
 KEY_BYTES = 32
 

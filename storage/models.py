@@ -12,7 +12,7 @@ lower-cased copies of personal data and are listed in ``CLIENT_PII_COLUMNS``.
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Double, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from storage.column_types import UtcDateTime, key_text
@@ -336,6 +336,12 @@ class BudgetEntry(SQLModel, table=True):
 
 
 TABLES = SQLModel.metadata
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's Core table, which the storage functions build their statements from
+    (SQLModel sets ``__table__`` on table models only, so its type does not show it)."""
+    return TABLES.tables[str(model.__tablename__)]
 
 
 def _integers_of_64_bits() -> None:

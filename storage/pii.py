@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from storage.dialect import insert
-from storage.models import PiiBlock
+from storage.models import PiiBlock, table_of
 
-PII_BLOCK = PiiBlock.__table__  # type: ignore[attr-defined]
+PII_BLOCK = table_of(PiiBlock)
 Json = dict[str, Any]
 
 PERSON_TEXT = (

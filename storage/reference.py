@@ -19,15 +19,16 @@ from storage.models import (
     Service,
     ServiceCategory,
     Staff,
+    table_of,
 )
 from storage.rows import Json
 
-MERCHANT = Merchant.__table__  # type: ignore[attr-defined]
-STAFF = Staff.__table__  # type: ignore[attr-defined]
-SERVICE = Service.__table__  # type: ignore[attr-defined]
-CATEGORY = ServiceCategory.__table__  # type: ignore[attr-defined]
-CLIENT = Client.__table__  # type: ignore[attr-defined]
-LINK = ModuleLink.__table__  # type: ignore[attr-defined]
+MERCHANT = table_of(Merchant)
+STAFF = table_of(Staff)
+SERVICE = table_of(Service)
+CATEGORY = table_of(ServiceCategory)
+CLIENT = table_of(Client)
+LINK = table_of(ModuleLink)
 
 
 def upsert_merchants(conn: Connection, rows: Sequence[Json]) -> None:

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from storage.models import Client, ModuleLink
+from storage.models import Client, ModuleLink, table_of
 from storage.rows import Json
 
-CLIENT = Client.__table__  # type: ignore[attr-defined]
-LINK = ModuleLink.__table__  # type: ignore[attr-defined]
+CLIENT = table_of(Client)
+LINK = table_of(ModuleLink)
 
 
 def _changes(row: Json, held: tuple[str | None, str] | None) -> bool:

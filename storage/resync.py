@@ -17,14 +17,14 @@ from sqlalchemy.engine import Connection
 
 from storage.coverage import COVERAGE, client_scope
 from storage.dialect import upsert
-from storage.models import Booking, CalendarEvent, SyncState, TimeSlot
+from storage.models import Booking, CalendarEvent, SyncState, TimeSlot, table_of
 from storage.rows import Json
 from storage.sync_state import staff_scope
 
-BOOKING = Booking.__table__  # type: ignore[attr-defined]
-EVENT = CalendarEvent.__table__  # type: ignore[attr-defined]
-TIME_SLOT = TimeSlot.__table__  # type: ignore[attr-defined]
-SYNC_STATE = SyncState.__table__  # type: ignore[attr-defined]
+BOOKING = table_of(Booking)
+EVENT = table_of(CalendarEvent)
+TIME_SLOT = table_of(TimeSlot)
+SYNC_STATE = table_of(SyncState)
 CHUNK = 500
 BOOKING_FIELDS = (
     "booking_id",

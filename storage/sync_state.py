@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from storage.dialect import upsert
-from storage.models import Staff, SyncState
+from storage.models import Staff, SyncState, table_of
 
-SYNC_STATE = SyncState.__table__  # type: ignore[attr-defined]
-STAFF = Staff.__table__  # type: ignore[attr-defined]
+SYNC_STATE = table_of(SyncState)
+STAFF = table_of(Staff)
 MAX_ERROR = 500
 
 
