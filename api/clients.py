@@ -26,7 +26,7 @@ from api.reading import answer, array
 from mirror.client import BooxiClient
 from mirror.fill import fill_client, fill_client_search
 from storage import coverage, reads
-from storage.times import stored_utc, utcnow
+from storage.times import is_stale, stored_utc, utcnow
 
 MAX_MATCHES = 20
 
@@ -54,8 +54,7 @@ async def search_clients(request: web.Request) -> web.Response:
     async def covered() -> bool:
         found = await reader.run(coverage.read_coverage, scope, *coverage.WHOLE)
         return found.complete and (
-            found.synced_at is not None
-            and (utcnow() - found.synced_at).total_seconds() <= staleness_s
+            found.synced_at is not None and not is_stale(found.synced_at, staleness_s, utcnow())
         )
 
     async def fetch(booxi: BooxiClient) -> None:

@@ -21,7 +21,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from storage.times import stored_utc, utcnow
+from storage.times import is_stale, stored_utc, utcnow
 
 CACHE = "booxi-mirror"
 
@@ -70,7 +70,7 @@ class Freshness:
     def stale(self, staleness_s: float, now: dt.datetime) -> bool:
         if self.synced_at is None or self.failing:
             return True
-        return (now - self.synced_at).total_seconds() > staleness_s
+        return is_stale(self.synced_at, staleness_s, now)
 
     def as_filled(self) -> Freshness:
         return dataclasses.replace(self, filled=True)

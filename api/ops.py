@@ -40,7 +40,7 @@ from api.metrics import ReadyStats, Snapshot
 from api.ready import READY
 from storage import inbox, sync_state
 from storage.models import SyncState
-from storage.times import utcnow
+from storage.times import is_stale, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def sync_check(
     never = total - len(successes)
     if never:
         check |= {"status": "degraded", "detail": f"{never} staff calendar(s) never synced"}
-    elif age > staleness_s:
+    elif is_stale(oldest, staleness_s, now):
         check |= {"status": "degraded", "detail": "older than staleness_s"}
     return check
 

@@ -25,7 +25,7 @@ from mirror.errors import ConfigError
 from storage import inspection as queries
 from storage.errors import UserError
 from storage.read_connection import ReadConnection
-from storage.times import utcnow
+from storage.times import is_stale, utcnow
 
 REPLAY_BATCH = 200  # events per transaction of a replay
 BACKUP_STEP_PAGES = 1024  # pages copied per step of a backup (4 MiB at 4 KiB pages)
@@ -143,7 +143,7 @@ def staff_state(sync: queries.StaffSync, staleness_s: float, now: dt.datetime) -
         return "never"
     if sync.consecutive_failures:
         return "failing"
-    return "stale" if (now - sync.last_success_at).total_seconds() > staleness_s else "ok"
+    return "stale" if is_stale(sync.last_success_at, staleness_s, now) else "ok"
 
 
 def read_status(conn: ReadConnection, config: Config, now: dt.datetime | None = None) -> Status:

@@ -64,6 +64,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def is_stale(synced_at: dt.datetime, staleness_s: float, now: dt.datetime) -> bool:
+    """The staleness rule, one place for the read API's headers, ``/readyz``, the client
+    search's reuse and ``booxi-mirror status``: synced more than ``[api] staleness_s``
+    ago."""
+    return (now - synced_at).total_seconds() > staleness_s
+
+
 def stored_utc(value: object) -> dt.datetime:
     """One of our ``_at`` columns as a read function gets it: naive UTC text (SQLite) or
     an aware datetime (PostgreSQL)."""
