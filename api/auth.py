@@ -20,6 +20,7 @@ scopes: ``read`` for ``GET`` (and the read-only ``POST``s), ``write`` for the re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 
 from aiohttp import web
@@ -102,16 +103,24 @@ def authenticate(keys: tuple[ApiKey, ...], request: web.Request) -> Principal:
             "or a merchant key as Booxi-APIKey",
         )
     given, kind = presented
+    candidate = given.encode()
     match = None
-    for key in keys:  # compare with every key, so timing tells nothing about which
-        if hmac.compare_digest(key.key.get_secret_value().encode(), given.encode()):
-            match = key
+    for secret, principal in _prepared(keys):  # every key compared: timing tells nothing
+        if hmac.compare_digest(secret, candidate):
+            match = principal
     if match is None:
         raise BooxiShapedError(401, "Invalid API key")
     if match.kind != kind:
         where = MERCHANT_HEADER if match.kind == MERCHANT else f"{PARTNER_HEADER} or Bearer"
         raise BooxiShapedError(401, f"Invalid API key for this header: send it as {where}")
-    return Principal.of(match)
+    return match
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared(keys: tuple[ApiKey, ...]) -> tuple[tuple[bytes, Principal], ...]:
+    """Each key's secret as bytes and its ``Principal``, made once per configuration
+    rather than on every request (``Principal`` is frozen: one is shared by requests)."""
+    return tuple((key.key.get_secret_value().encode(), Principal.of(key)) for key in keys)
 
 
 def principal(request: web.Request) -> Principal:

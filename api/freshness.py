@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,7 +55,7 @@ class Freshness:
         if self.synced_at is not None:
             age = max(0, int((now - self.synced_at).total_seconds()))
             headers["Age"] = str(age)
-            headers["X-Mirror-Synced-At"] = self.synced_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            headers["X-Mirror-Synced-At"] = _wire_time(self.synced_at)
         if self.incomplete:
             headers["Cache-Status"] = f"{CACHE}; hit; detail=partial"
         elif self.filled:
@@ -84,3 +85,9 @@ class Freshness:
             self.partial or other.partial,
             self.incomplete or other.incomplete,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _wire_time(moment: dt.datetime) -> str:
+    """``X-Mirror-Synced-At``'s value; a ready answer repeats its sync time on every hit."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
