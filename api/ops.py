@@ -39,7 +39,7 @@ from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI, POLL_LEADERSHIP
 from api.metrics import ReadyStats, Snapshot
 from api.ready import READY
 from storage import inbox, sync_state
-from storage.models import SyncState
+from storage.sync_state import SyncStateRow
 from storage.times import is_stale, utcnow
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def sync_check(
-    states: Sequence[SyncState],
+    states: Sequence[SyncStateRow],
     pending: Sequence[tuple[int, int | None]],
     now: dt.datetime,
     staleness_s: float,
@@ -152,7 +152,7 @@ def sync_check(
 
 
 def oldest_success_by_store(
-    states: Sequence[SyncState], pending: Sequence[tuple[int, int | None]] = ()
+    states: Sequence[SyncStateRow], pending: Sequence[tuple[int, int | None]] = ()
 ) -> dict[int | None, dt.datetime | None]:
     """Per store, the oldest last success of its staff calendars; None if one never had one
     (``pending``: staff members no poll has tried yet)."""
@@ -169,7 +169,7 @@ def oldest_success_by_store(
     return oldest
 
 
-def upstream_check(states: Sequence[SyncState]) -> Check:
+def upstream_check(states: Sequence[SyncStateRow]) -> Check:
     """Whether Booxi answered the latest attempts (reference data, staff calendars)."""
     scopes = [s for s in states if s.kind in ("staff", "reference") and s.last_attempt_at]
     if not scopes:
@@ -190,7 +190,7 @@ def upstream_check(states: Sequence[SyncState]) -> Check:
     return check
 
 
-def _unreachable_at_last_attempt(state: SyncState) -> bool:
+def _unreachable_at_last_attempt(state: SyncStateRow) -> bool:
     if not (state.last_error or "").startswith(UNAVAILABLE):
         return False
     return state.last_success_at is None or (
@@ -198,13 +198,13 @@ def _unreachable_at_last_attempt(state: SyncState) -> bool:
     )
 
 
-def _staff(states: Sequence[SyncState]) -> list[SyncState]:
+def _staff(states: Sequence[SyncStateRow]) -> list[SyncStateRow]:
     return [s for s in states if s.kind == "staff"]
 
 
 @dataclasses.dataclass(frozen=True)
 class _State:
-    states: list[SyncState]
+    states: list[SyncStateRow]
     pending: list[tuple[int, int | None]]
     latest_webhook_at: dt.datetime | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
@@ -104,7 +105,28 @@ def record_failure(
     return failures
 
 
-def list_current_sync_states(conn: Connection, merchant_ids: Sequence[int] = ()) -> list[SyncState]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class SyncStateRow:
+    """A ``sync_state`` row as read, for the checks that read every one of them
+    (``/readyz``, ``/metrics``): the columns typed them, and building a validated model
+    per row cost 40 microseconds (0.4 s for 10,000 staff, on every health check)."""
+
+    scope: str
+    kind: str
+    merchant_id: int | None
+    staff_id: int | None
+    last_attempt_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    updated_at: dt.datetime
+
+
+def list_current_sync_states(
+    conn: Connection, merchant_ids: Sequence[int] = ()
+) -> list[SyncStateRow]:
     """Every unit of sync work that still counts for freshness, by scope.
 
     A staff member that Booxi no longer lists (removed from ``staff`` by a reference
@@ -123,7 +145,7 @@ def list_current_sync_states(conn: Connection, merchant_ids: Sequence[int] = ())
         .where((SYNC_STATE.c.kind != "staff") | staff)
         .order_by(SYNC_STATE.c.scope)
     )
-    return [SyncState.model_validate(row._asdict()) for row in result]
+    return [SyncStateRow(**row._asdict()) for row in result]
 
 
 def list_staff_never_attempted(
