@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from mirror.leader import PollLeadership, try_period
+from mirror.leader import POLL_LOCK_KEY, PollLeadership, try_period
 from storage.engine import make_engine
 
 
@@ -100,10 +100,15 @@ async def test_a_leader_whose_connection_dies_stops_polling_and_another_takes_ov
         async with admin.connect() as conn:
             terminated = (
                 await conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                        " WHERE locktype = 'advisory' AND granted"
-                    )
+                    text(  # this database's poll lock only: other test workers hold
+                        # advisory locks of their own (migrations, the shared budget)
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+                        " JOIN pg_database d ON d.oid = l.database"
+                        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                        " AND d.datname = current_database()"
+                        " AND (l.classid::bigint << 32 | l.objid::bigint) = :key"
+                    ),
+                    {"key": POLL_LOCK_KEY},
                 )
             ).all()
         assert len(terminated) == 1
