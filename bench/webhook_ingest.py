@@ -5,9 +5,15 @@ in the inbox and applied, committed to SQLite, before its 2xx), the latency of t
 acknowledgements, and how long after a 2xx the booking is visible to a reader on
 another connection. Compares with the HTTP ceiling (``GET /livez`` on the same
 server, which answers without touching anything) and with the targets of issue #3
-(1,000 events/s; p99 visible within 100 ms).
+(1,000 events/s; p99 visible within 100 ms) and #11 (1,500 events/s beside reads).
+
+With ``--readers N``, N more connections read through the API meanwhile, each in a
+loop: ``GET /booking/v1/booking/{id}`` of a booking acknowledged so far, at random (the
+ready answers dropped and rebuilt as webhooks update them); their rate and p99 are
+printed too.
 
     .venv/bin/python -m bench.webhook_ingest [--events 5000] [--concurrency 64] [--signed]
+        [--readers 8]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import base64
 import datetime as dt
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -31,8 +38,10 @@ import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 SECRET = "bench-webhook-secret-0123456789"
+API_KEY = "bench-api-key-0123456789"
 SIGNING = "whsec_" + base64.b64encode(b"bench signing secret of 32 bytes").decode()
 TARGET_EVENTS_PER_S = 1000
+TARGET_WITH_READS = 1500  # issue #11: acknowledged events/s while reads run
 PROFILE = (
     ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
 )
@@ -128,7 +137,8 @@ def write_config(folder: Path, port: int, signed: bool) -> Path:
         '[booxi]\nbase_url = "http://127.0.0.1:9/booking/v1"\npartner_key = "unused"\n'
         f'[storage]\nurl = "sqlite+aiosqlite:///{folder / "bench.db"}"\n'
         "[sync]\ncalendar_interval_s = 86400\nreference_interval_s = 86400\n"
-        f'[api]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[api]\nhost = "127.0.0.1"\nport = {port}\nstaleness_s = 86400\n'
+        f'[[api.keys]]\nname = "bench"\nkey = "{API_KEY}"\n'
         f'[webhook]\nsecret = "{SECRET}"\n{signing}'
     )
     return path
@@ -184,7 +194,31 @@ async def measure_ceiling(base: str, requests: int, concurrency: int) -> float:
         return requests / (time.perf_counter() - started)
 
 
-async def run(events: int, concurrency: int, signed: bool) -> None:
+async def read_loop(
+    session: aiohttp.ClientSession,
+    base: str,
+    acked: list[str],
+    done: asyncio.Event,
+    latencies: list[float],
+    seed: int,
+) -> None:
+    """One reader: a random acknowledged booking through the API, again and again."""
+    rng = random.Random(seed)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    while not done.is_set():
+        if not acked:
+            await asyncio.sleep(0.01)
+            continue
+        began = time.perf_counter()
+        path = f"{base}/booking/v1/booking/{rng.choice(acked)}"
+        async with session.get(path, headers=headers) as response:
+            await response.read()
+            if response.status != 200:
+                raise SystemExit(f"GET {path}: HTTP {response.status}")
+        latencies.append(time.perf_counter() - began)
+
+
+async def run(events: int, concurrency: int, signed: bool, readers: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="booxi-bench-"))
     port = free_port()
     process = await start_mirror(write_config(folder, port, signed))
@@ -194,6 +228,10 @@ async def run(events: int, concurrency: int, signed: bool) -> None:
     db = sqlite3.connect(folder / "bench.db", check_same_thread=False)
     latencies: list[float] = []
     visible: list[float] = []
+    reads: list[float] = []
+    acked_ids: list[str] = []
+    writing_done = asyncio.Event()
+    read_seconds = 0.0
     try:
         ceiling = await measure_ceiling(base, 3000, concurrency)
         async with aiohttp.ClientSession(
@@ -220,6 +258,7 @@ async def run(events: int, concurrency: int, signed: bool) -> None:
                         raise SystemExit(f"event {index}: HTTP {response.status}")
                 acked = time.perf_counter()
                 latencies.append(acked - began)
+                acked_ids.append(json.loads(body)["content"]["booking"]["bookingId"])
                 if index % 20 == 0:  # a reader on another connection sees it: how soon?
                     booking_id = json.loads(body)["content"]["booking"]["bookingId"]
                     await wait_visible(db, booking_id)
@@ -232,8 +271,22 @@ async def run(events: int, concurrency: int, signed: bool) -> None:
                     await send(index)
 
             started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
+            async with aiohttp.ClientSession(  # connections of their own
+                connector=aiohttp.TCPConnector(limit=max(readers, 1))
+            ) as reader_session:
+                reading = [
+                    asyncio.create_task(
+                        read_loop(reader_session, base, acked_ids, writing_done, reads, seed)
+                    )
+                    for seed in range(readers)
+                ]
+                try:
+                    await asyncio.gather(*(worker() for _ in range(concurrency)))
+                finally:
+                    elapsed = time.perf_counter() - started
+                    writing_done.set()
+                    await asyncio.gather(*reading)
+            read_seconds = elapsed
         stored = db.execute("SELECT count(*) FROM inbox_event").fetchone()[0]
     finally:
         db.close()
@@ -247,10 +300,24 @@ async def run(events: int, concurrency: int, signed: bool) -> None:
             "webhooks acknowledged",
             f"{rate:,.0f} events/s",
             f"{rate / ceiling:.2f}",
-            f"{rate / TARGET_EVENTS_PER_S:.2f}x the 1,000/s target",
+            f"{rate / TARGET_EVENTS_PER_S:.2f}x the 1,000/s target"
+            + (f", {rate / TARGET_WITH_READS:.2f}x #11's 1,500/s with reads" if reads else ""),
         ),
         ("2xx latency p50", f"{statistics.median(latencies) * 1000:.1f} ms", "", ""),
         ("2xx latency p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "", ""),
+        *(
+            [
+                (
+                    f"reads meanwhile ({readers} connections)",
+                    f"{len(reads) / read_seconds:,.0f} req/s",
+                    "",
+                    "",
+                ),
+                ("read latency p99", f"{percentile(reads, 0.99) * 1000:.1f} ms", "", ""),
+            ]
+            if reads
+            else []
+        ),
         (
             "2xx to readable p99",
             f"{p99_visible:.2f} ms",
@@ -276,8 +343,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--signed", action="store_true", help="add Standard Webhooks signatures")
+    parser.add_argument(
+        "--readers", type=int, default=0, help="connections reading bookings meanwhile"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.concurrency, args.signed))
+    asyncio.run(run(args.events, args.concurrency, args.signed, args.readers))
 
 
 if __name__ == "__main__":
