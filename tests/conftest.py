@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,38 @@ def no_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
         root.removeHandler(handler)
     if "allow_server_errors" not in request.keywords:
         assert not handler.seen, f"a server answered 500: {handler.seen}"
+
+
+def cli_env(**overrides: str) -> dict[str, str]:
+    """The environment for a ``python -m cli`` subprocess: no ``BOOXI_`` variables from
+    outside (its config file alone decides), no terminal size, plus ``overrides``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
+    }
+    return {**env, **overrides}
+
+
+@pytest.fixture
+def clean_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For tests that run the CLI in-process: no BOOXI_ variables from outside, and no
+    registered secrets, log handlers or logger levels left behind."""
+    from cli import logs
+
+    for name in list(os.environ):
+        if name.upper().startswith(("BOOXI_MIRROR_", "BOOXI_SIM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(logs, "_secrets", [])
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    names = (*logs._NOISY_LOGGERS, "aiohttp.access")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
 
 
 def sample(name: str) -> Any:

@@ -24,8 +24,7 @@ from mirror.repair import repair
 from mirror.resync import ResyncError, resync_staff
 from mirror.sync import run_pass
 from storage.times import instant_key
-from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, Store, booxi_client
-from tests.test_cli_mirror import _env
+from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, Store, booxi_client, cli_env
 
 ALL = {"Appointment", "GroupEvent", "TimeSlot"}
 GRID_S = 900  # the generated world's bookings, events and slots start and end on quarter hours
@@ -151,7 +150,7 @@ async def _run(config: Path, *args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(),
+        env=cli_env(),
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None

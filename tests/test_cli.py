@@ -1,7 +1,5 @@
 import json
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -43,18 +41,7 @@ SIM_OPTIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def clean_slate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No BOOXI_ variables from the outside, no secrets or log handlers left behind."""
-    for name in list(os.environ):
-        if name.upper().startswith(("BOOXI_MIRROR_", "BOOXI_SIM_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(logs, "_secrets", [])
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("clean_cli")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:

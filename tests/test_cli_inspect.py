@@ -8,7 +8,6 @@ import asyncio
 import copy
 import datetime as dt
 import json
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -21,7 +20,15 @@ from mirror.sync import run_pass
 from storage.migrate import head_revision
 from storage.sync_state import record_failure
 from storage.times import utcnow
-from tests.conftest import WEBHOOK_SECRET, MirrorApp, Sim, Store, booxi_client, rfc3339
+from tests.conftest import (
+    WEBHOOK_SECRET,
+    MirrorApp,
+    Sim,
+    Store,
+    booxi_client,
+    cli_env,
+    rfc3339,
+)
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_SECRET}"}
 ALL = {"Appointment", "GroupEvent", "TimeSlot"}
@@ -37,11 +44,7 @@ async def _cli(config: Path, *args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
-        },
+        env=cli_env(),
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from storage.migrate import head_revision
-from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, sample
+from tests.conftest import PARTNER_KEY, WEBHOOK_SECRET, Sim, cli_env, sample
 
 
 def _free_port() -> int:
@@ -50,19 +50,11 @@ async def _run(*args: str, within_s: float = 60) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(),
+        env=cli_env(),
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), within_s)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
-
-
-def _env() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
-    }
 
 
 def _integrity(path: Path) -> str:
@@ -80,7 +72,7 @@ async def _start_serve(config: Path) -> asyncio.subprocess.Process:
         "serve",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(),
+        env=cli_env(),
     )
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)
@@ -225,7 +217,7 @@ class _WarmServe:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
-                env=_env(),
+                env=cli_env(),
             )
         return cls(process)
 
@@ -347,7 +339,7 @@ async def test_sigkill_during_a_sync_pass_leaves_a_sound_database(make_sim, tmp_
         "sync",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(),
+        env=cli_env(),
     )
     db = tmp_path / "mirror.db"
     for _ in range(400):  # kill once some calendars are in and others are not

@@ -13,34 +13,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
 
 from cli import logs
 from cli.main import cli
+from tests.conftest import cli_env
 
+from .test_cli import run_cli
 from .test_docs import command_paths
 
-
-@pytest.fixture(autouse=True)
-def _clean_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No BOOXI_ variables from the outside; the root logger as it was."""
-    for name in list(os.environ):
-        if name.upper().startswith(("BOOXI_MIRROR_", "BOOXI_SIM_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(logs, "_secrets", [])
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-
-
-def run_cli(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="booxi-mirror", terminal_width=80)
+pytestmark = pytest.mark.usefixtures("clean_cli")
 
 
 def config_file(tmp_path: Path, port: int) -> Path:
@@ -193,14 +178,13 @@ def test_the_demo_in_a_terminal_prints_its_banner_and_readable_lines_only(
     log lines (no JSON, no line per request)."""
     port, sim_port = _free_port(), _free_port()
     main, terminal = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOXI_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "demo", "--port", str(port), "--sim-port", str(sim_port)]
         + ["--db", str(tmp_path / "demo.db")],
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,
-        env={**env, "COLUMNS": "120"},
+        env=cli_env(COLUMNS="120"),
         close_fds=True,
     )
     os.close(terminal)

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
 from mirror.sync import run_pass
-from tests.conftest import Store, booxi_client
+from tests.conftest import Store, booxi_client, cli_env
 
 
 async def _run(config: Path, *args: str) -> tuple[int, str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
-    }
+    env = cli_env()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import re
 import signal
 import socket
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from tests.conftest import cli_env
 
 PARTNER_KEY = "pk-cli-test-7f3a9c2e"
 SIGNING = "whsec_c2VjcmV0IGtleSBmb3IgdGVzdHM="
@@ -46,11 +47,7 @@ async def run_sim(
 ) -> AsyncIterator[Running]:
     """Start the CLI, wait for its banner, stop it with Ctrl-C (SIGINT) at the end."""
     port = port or _free_port()
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
-    }
+    clean = cli_env()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import re
 import signal
 import socket
@@ -29,6 +28,7 @@ from tests.conftest import (
     MirrorApp,
     Sim,
     booxi_client,
+    cli_env,
     rfc3339,
 )
 
@@ -97,14 +97,6 @@ def _config(tmp_path: Path, sim: Sim, port: int) -> Path:
     return path
 
 
-def _env() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
-    }
-
-
 async def _mirror(config: Path, *args: str, stderr: Path) -> asyncio.subprocess.Process:
     with stderr.open("wb") as sink:  # a file: -vv writes more than a pipe holds
         return await asyncio.create_subprocess_exec(
@@ -117,7 +109,7 @@ async def _mirror(config: Path, *args: str, stderr: Path) -> asyncio.subprocess.
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=sink,
-            env=_env(),
+            env=cli_env(),
         )
 
 

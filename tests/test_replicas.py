@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import os
 import signal
 import socket
 import sys
@@ -34,6 +33,7 @@ from tests.conftest import (
     Sim,
     SimFactory,
     calendar_params,
+    cli_env,
     rfc3339,
     sample,
 )
@@ -59,15 +59,6 @@ def _config(tmp_path: Path, sim: Sim, url: str, *, interval: float) -> Path:
         f'[webhook]\nsecret = "{WEBHOOK_SECRET}"\n'
     )
     return path
-
-
-def _env(**overrides: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BOOXI_") and k not in ("COLUMNS", "LINES")
-    }
-    return {**env, **overrides}
 
 
 class Serve:
@@ -127,7 +118,7 @@ async def _start_serve(config: Path, log: Path) -> Serve:
             "serve",
             stdout=asyncio.subprocess.PIPE,
             stderr=handle,
-            env=_env(BOOXI_MIRROR_API__PORT=str(port)),
+            env=cli_env(BOOXI_MIRROR_API__PORT=str(port)),
         )
     finally:
         handle.close()
@@ -150,7 +141,7 @@ async def _run_cli(config: Path, *args: str, within_s: float = 120) -> tuple[int
         *args,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(),
+        env=cli_env(),
     )
     _, stderr = await asyncio.wait_for(process.communicate(), within_s)
     assert process.returncode is not None
