@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import openapi
+from api import dashboard, openapi
 from api.fill_guard import FILL_GUARD, FillGuard
 from api.invalidation import follow, writes
 from api.keys import (
@@ -89,6 +89,7 @@ def create_app(
         app.on_cleanup.append(stop_repolls)
     for method, path, handler, name in ROUTES:
         app.router.add_route(method, path, handler, name=name)
+    dashboard.setup(app)
     return app
 
 

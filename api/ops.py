@@ -27,7 +27,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy import text
@@ -174,7 +174,7 @@ def upstream_check(states: Sequence[SyncStateRow]) -> Check:
     scopes = [s for s in states if s.kind in ("staff", "reference") and s.last_attempt_at]
     if not scopes:
         return {"status": "unknown", "detail": "no sync attempt yet"}
-    failing = [s for s in scopes if _unreachable_at_last_attempt(s)]
+    failing = [s for s in scopes if unreachable_at_last_attempt(s)]
     successes = [s.last_success_at for s in scopes if s.last_success_at is not None]
     check: Check = {"status": "ok"}
     if successes:
@@ -190,7 +190,20 @@ def upstream_check(states: Sequence[SyncStateRow]) -> Check:
     return check
 
 
-def _unreachable_at_last_attempt(state: SyncStateRow) -> bool:
+class Attempts(Protocol):
+    """What a sync state tells of its attempts (``SyncStateRow``, and the inspection
+    reads' ``StaffSync`` and ``ScopeSync``, which the dashboard shows)."""
+
+    @property
+    def last_success_at(self) -> dt.datetime | None: ...
+    @property
+    def last_attempt_at(self) -> dt.datetime | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+def unreachable_at_last_attempt(state: Attempts) -> bool:
+    """Booxi was unreachable at the scope's latest attempt, after its last success."""
     if not (state.last_error or "").startswith(UNAVAILABLE):
         return False
     return state.last_success_at is None or (

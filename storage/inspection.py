@@ -471,6 +471,29 @@ def list_inbox(conn: ReadConnection, since: dt.datetime | None, limit: int) -> l
     return [_inbox_row(r) for r in reversed(rows)]
 
 
+NOT_APPLIED = ("ignored", "failed")  # inbox outcomes that left the mirror unchanged
+
+
+def list_inbox_failures(
+    conn: ReadConnection, merchant_ids: Sequence[int] | None, limit: int
+) -> list[InboxRow]:
+    """The ``limit`` latest events not applied (``NOT_APPLIED``), newest first; with
+    ``merchant_ids``, only those about a booking the mirror holds at those stores (an
+    event of another store, or of a booking never stored, is not shown to a store)."""
+    sql = f"SELECT {_INBOX_COLUMNS} FROM inbox_event WHERE outcome IN (?, ?)"
+    params: list[Any] = list(NOT_APPLIED)
+    if merchant_ids is not None:
+        if not merchant_ids:
+            return []
+        sql += (
+            " AND booking_id IN (SELECT booking_id FROM booking WHERE merchant_id IN "
+            f"({','.join('?' * len(merchant_ids))}))"
+        )
+        params += list(merchant_ids)
+    rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit]).fetchall()
+    return [_inbox_row(r) for r in rows]
+
+
 def get_inbox_event(conn: ReadConnection, event_id: str) -> tuple[InboxRow, str]:
     """One stored event and its body as received."""
     row = conn.execute(

@@ -1,0 +1,268 @@
+"""The store dashboard's HTML routes (issue #12), with aiohttp's client over loopback:
+signing in, the cookie's flags, CSRF, a store's scope, errors as pages, no asset from
+elsewhere. The browser tests are in ``tests/test_dashboard_browser.py``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mirror.sync import run_pass
+from tests.conftest import API_KEY, MirrorApp, Sim, Store, booxi_client, rfc3339
+
+STORE_KEY = "dashboard-store-key-0123456789"
+OTHER_KEY = "dashboard-other-key-0123456789"
+READONLY_KEY = "dashboard-readonly-key-0123456"
+NO_PII_KEY = "dashboard-no-pii-key-012345678"
+MERCHANT_KEY = "dashboard-merchant-key-0123456"
+
+
+def keys(first: int, second: int) -> list[dict[str, Any]]:
+    return [
+        {"name": "all", "key": API_KEY, "scopes": ["read", "write"]},
+        {"name": "store", "key": STORE_KEY, "merchant_ids": [first], "scopes": ["read", "write"]},
+        {"name": "other", "key": OTHER_KEY, "merchant_ids": [second], "scopes": ["read"]},
+        {"name": "no-pii", "key": NO_PII_KEY, "merchant_ids": [first], "retain_pii": False},
+        {"name": "kiosk", "key": MERCHANT_KEY, "kind": "merchant", "merchant_ids": [first]},
+    ]
+
+
+@pytest.fixture
+async def synced(make_sim, store: Store, make_mirror_app) -> Any:
+    """A simulator, a mirror synced once, its app with keys of each store."""
+    sim: Sim = await make_sim()
+    client = booxi_client(sim)
+    assert (await run_pass(client, store.writer, store.engine, horizon_days=14)).ok
+    first, second = sorted(sim.world.merchants)[:2]
+    app = await make_mirror_app(booxi=client, api={"keys": keys(first, second)})
+    yield sim, app, first, second
+    await client.close()
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+async def signed_in(app: MirrorApp, key: str) -> aiohttp.ClientSession:
+    """A session (its own cookie jar) signed in with ``key``."""
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with session.get(app.url + "/dashboard/sign-in") as response:
+        token = csrf_of(await response.text())
+    async with session.post(
+        app.url + "/dashboard/sign-in", data={"key": key, "csrf": token}, allow_redirects=False
+    ) as response:
+        assert response.status == 303, await response.text()
+    return session
+
+
+def staff_ids(sim: Sim, merchant_id: int) -> list[int]:
+    return sorted(s["id"] for s in sim.world.staff.values() if s["merchantId"] == merchant_id)
+
+
+async def test_dashboard_signs_in_with_a_key_and_sets_a_strict_httponly_cookie(synced) -> None:
+    sim, app, first, second = synced
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(app.url + "/", allow_redirects=False) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == "/dashboard/sign-in"
+        async with anonymous.get(app.url + "/dashboard/sign-in") as response:
+            token = csrf_of(await response.text())
+            nonce = response.cookies["booxi_mirror_sign_in"].value
+        async with anonymous.post(
+            app.url + "/dashboard/sign-in",
+            data={"key": STORE_KEY, "csrf": token},
+            cookies={"booxi_mirror_sign_in": nonce},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 303
+            cookie = response.cookies["booxi_mirror_session"]
+            header = [
+                h for h in response.headers.getall("Set-Cookie") if "booxi_mirror_session" in h
+            ][0]
+    assert STORE_KEY not in cookie.value and STORE_KEY not in header
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Path=/" in header
+    assert "Secure" not in header  # plain HTTP: a Secure cookie would never come back
+    async with (
+        aiohttp.ClientSession(cookies={"booxi_mirror_session": cookie.value}) as browser,
+        browser.get(app.url + "/") as response,
+    ):
+        html = await response.text()
+    assert response.status == 200
+    assert "Signed in as <strong>store</strong>" in html
+    for staff_id in staff_ids(sim, first):
+        assert f'href="/dashboard/staff/{staff_id}"' in html
+    for staff_id in staff_ids(sim, second):
+        assert f"/dashboard/staff/{staff_id}" not in html
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "message"),
+    [
+        ("not-a-key-of-this-mirror", 401, "Invalid API key."),
+        (MERCHANT_KEY, 403, "merchant key"),
+        ("", 401, "Enter an API key."),
+    ],
+)
+async def test_dashboard_refuses_a_bad_key(synced, key: str, status: int, message: str) -> None:
+    _sim, app, _first, _second = synced
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(app.url + "/dashboard/sign-in") as response:
+            token = csrf_of(await response.text())
+        async with session.post(
+            app.url + "/dashboard/sign-in",
+            data={"key": key, "csrf": token},
+            allow_redirects=False,
+        ) as response:
+            html = await response.text()
+            assert response.status == status
+            assert response.content_type == "text/html"
+            assert "booxi_mirror_session" not in response.cookies
+        assert message in html
+        async with session.get(app.url + "/", allow_redirects=False) as response:
+            assert response.status == 303  # still not signed in
+
+
+async def test_dashboard_refuses_forms_without_the_csrf_token_or_from_elsewhere(synced) -> None:
+    _sim, app, _first, _second = synced
+    session = await signed_in(app, STORE_KEY)
+    async with session:
+        async with session.get(app.url + "/") as response:
+            token = csrf_of(await response.text())
+        sign_out = app.url + "/dashboard/sign-out"
+        for data, headers in (
+            ({}, {}),
+            ({"csrf": "forged"}, {}),
+            ({"csrf": token}, {"Origin": "http://evil.example"}),
+        ):
+            async with session.post(
+                sign_out, data=data, headers=headers, allow_redirects=False
+            ) as response:
+                assert response.status == 403, data
+                assert response.content_type == "text/html"
+                assert "booxi_mirror_session" not in response.cookies
+        async with session.get(app.url + "/", allow_redirects=False) as response:
+            assert response.status == 200  # still signed in
+        # the sign-in form too: a token of another browser's sign-in cookie is refused
+        async with session.post(
+            app.url + "/dashboard/sign-in",
+            data={"key": API_KEY, "csrf": token},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 403
+        async with session.post(
+            sign_out,
+            data={"csrf": token},
+            headers={"Origin": app.url},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 303
+            assert response.cookies["booxi_mirror_session"].value == ""
+        async with session.get(app.url + "/", allow_redirects=False) as response:
+            assert response.status == 303
+
+
+async def test_dashboard_refuses_a_forged_or_tampered_session_cookie(synced) -> None:
+    _sim, app, _first, _second = synced
+    session = await signed_in(app, OTHER_KEY)
+    async with session:
+        value = next(c.value for c in session.cookie_jar if c.key == "booxi_mirror_session")
+    name_of_all = "YWxs"  # base64url("all"): the every-store key's name
+    version, _name, issued, mac = value.split(".")
+    for forged in (
+        f"{version}.{name_of_all}.{issued}.{mac}",
+        f"{version}.{_name}.{int(issued) - 1}.{mac}",
+        f"{version}.{_name}.{issued}.{mac[:-2]}AA",
+        OTHER_KEY,
+    ):
+        cookies = {"booxi_mirror_session": forged}
+        async with (
+            aiohttp.ClientSession(cookies=cookies) as browser,
+            browser.get(app.url + "/", allow_redirects=False) as response,
+        ):
+            assert response.status == 303, forged
+
+
+async def test_dashboard_shows_a_store_only_its_own_staff_and_clients(synced) -> None:
+    sim, app, first, second = synced
+    mine, theirs = staff_ids(sim, first)[0], staff_ids(sim, second)[0]
+    their_client = next(
+        b["client"]["id"]
+        for b in sim.world.bookings.values()
+        if b["merchantId"] == second and b.get("client")
+    )
+    session = await signed_in(app, STORE_KEY)
+    async with session:
+        async with session.get(app.url + f"/dashboard/staff/{mine}") as response:
+            assert response.status == 200
+            assert "week of" in await response.text()
+        for path in (f"/dashboard/staff/{theirs}", f"/dashboard/clients/{their_client}"):
+            async with session.get(app.url + path) as response:
+                html = await response.text()
+                assert response.status == 404, path
+                assert response.content_type == "text/html"
+                assert "not found" in html
+        async with session.get(app.url + "/dashboard/staff/abc") as response:
+            assert response.status == 400
+            assert "<h1>Bad request" in await response.text()
+
+
+async def test_dashboard_client_names_follow_the_keys_pii_setting(synced) -> None:
+    sim, app, first, _second = synced
+    now = dt.datetime.now(dt.UTC)
+    polled = (rfc3339(now - dt.timedelta(days=6)), rfc3339(now + dt.timedelta(days=13)))
+    booking = next(
+        b
+        for b in sim.world.bookings.values()
+        if b["merchantId"] == first
+        and (b.get("client") or {}).get("lastName")
+        and b["status"] != "Cancelled"  # not on the calendar: not polled
+        and polled[0] <= b["startsOn"] <= polled[1]
+    )
+    client = booking["client"]
+    path = f"/dashboard/clients/{client['id']}"
+    for key, shows in ((STORE_KEY, True), (NO_PII_KEY, False)):
+        session = await signed_in(app, key)
+        async with session, session.get(app.url + path) as response:
+            html = await response.text()
+        assert response.status == 200
+        assert booking["bookingId"] in html, (booking, re.findall(r"<td>(A\d+)<", html))
+        assert (client["lastName"] in html) is shows, key
+        assert client.get("email", "@") not in html  # contact details: never
+
+
+async def test_dashboard_pages_load_nothing_from_elsewhere(synced) -> None:
+    sim, app, first, _second = synced
+    session = await signed_in(app, API_KEY)
+    async with session:
+        pages = ["/", f"/dashboard/staff/{staff_ids(sim, first)[0]}", "/dashboard/sign-in"]
+        for path in pages:
+            async with session.get(app.url + path) as response:
+                html = await response.text()
+                assert response.status == 200, path
+                assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+            urls = re.findall(r'(?:href|src|action)="([^"]*)"', html)
+            assert urls, path
+            assert all(u.startswith(("/", "#", "?")) and not u.startswith("//") for u in urls)
+            assert "http://" not in html and "https://" not in html
+        async with session.get(app.url + "/static/dashboard.css") as response:
+            css = await response.text()
+            assert response.status == 200 and response.content_type == "text/css"
+        assert "url(" not in css and "@import" not in css
+
+
+async def test_dashboard_routes_leave_the_api_error_shapes_alone(synced) -> None:
+    _sim, app, _first, _second = synced
+    session = await signed_in(app, STORE_KEY)
+    async with session:
+        async with session.get(app.url + "/booking/v1/staff/list") as response:
+            assert response.status == 401  # the cookie is no API key
+            assert set(await response.json()) == {"message", "code"}
+        async with session.get(app.url + "/no/such/page") as response:
+            assert response.status == 404
+            assert set((await response.json())["error"]) == {"code", "message", "status"}
