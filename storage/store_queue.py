@@ -97,12 +97,15 @@ def queue_page(
 
 
 def queue_sizes(conn: ReadConnection, start: str, end: str) -> dict[int, int]:
-    """How many requests each store's queue holds with ``starts_on`` in ``[start, end]``."""
+    """How many requests each store's queue holds with ``starts_on`` in ``[start, end]``:
+    every store the mirror holds (0 for an empty queue), and any other with requests."""
+    sizes = {int(r[0]): 0 for r in conn.execute("SELECT id FROM merchant").fetchall()}
     rows = conn.execute(
         "SELECT merchant_id, COUNT(*) FROM booking WHERE " + _WHERE + " GROUP BY merchant_id",
         [METHOD, *PENDING, start, end],
     ).fetchall()
-    return {int(r[0]): int(r[1]) for r in rows}
+    sizes.update({int(r[0]): int(r[1]) for r in rows})
+    return sizes
 
 
 def queued_not_returned(

@@ -377,3 +377,49 @@ def _as_sent(booking: dict[str, Any], dialects: tuple[str, ...]) -> dict[str, An
     if "unassigned-zero" in dialects:
         return {**booking, "staffId": 0, "staffFirstName": "", "staffLastName": ""}
     return booking
+
+
+async def test_metrics_count_each_stores_queue(synced) -> None:
+    sim, app, _ = synced
+    now = dt.datetime.now(dt.UTC)
+    async with aiohttp.ClientSession() as session, session.get(app.url + "/metrics") as response:
+        text = await response.text()
+    for merchant_id in sim.world.merchants:
+        size = len(queued(sim, merchant_id, *window(now)))
+        assert f'booxi_mirror_queue_size{{merchant_id="{merchant_id}"}} {float(size)}' in text
+
+
+async def test_a_store_never_polled_is_fetched_on_the_first_read(
+    make_sim, store: Store, make_mirror_app
+) -> None:
+    sim = await make_sim()
+    client = booxi_client(sim)
+    staff = sorted(sim.world.staff)
+    # reference data and calendars, no queue (a pass for some staff polls no store)
+    assert (
+        await run_pass(
+            client, store.writer, store.engine, horizon_days=HORIZON_DAYS, staff_ids=staff
+        )
+    ).ok
+    offline = await make_mirror_app(sync={"horizon_days": HORIZON_DAYS})
+    merchant_id = min(sim.world.merchants)
+    now = dt.datetime.now(dt.UTC)
+    async with aiohttp.ClientSession() as session:
+        status, body, headers = await get(session, queue_url(offline, merchant_id))
+        assert status == 200 and headers["Cache-Status"] == "booxi-mirror; hit; detail=stale"
+        assert "X-Mirror-Synced-At" not in headers
+        assert all(b["staffId"] is not None for b in body["bookings"])  # calendars only
+        app = await make_mirror_app(booxi=client, sync={"horizon_days": HORIZON_DAYS})
+        status, body, headers = await get(session, queue_url(app, merchant_id))
+        assert (status, headers["Cache-Status"]) == (200, "booxi-mirror; fwd=uri-miss; stored")
+        assert await all_pages(session, queue_url(app, merchant_id)) == queued(
+            sim, merchant_id, *window(now)
+        )
+        status, body, headers = await get(session, queue_url(app, merchant_id))
+        assert headers["Cache-Status"] == "booxi-mirror; hit"
+        etag = headers["ETag"]
+        async with session.get(
+            queue_url(app, merchant_id), headers={**AUTH, "If-None-Match": etag}
+        ) as response:
+            assert response.status == 304
+    await client.close()
