@@ -10,7 +10,7 @@ Nothing in ``storage``, ``mirror`` or ``api`` imports this package
   ``serve()``, which wires storage, the sync engine (``mirror``) and the HTTP API
   (``api``) into one process.
 - ``cli.demo``: ``run_demo()``, the simulator and the mirror together.
-- ``cli.logs``: ``configure_logging()``, ``register_secret()``, ``RedactSecrets``.
+- ``cli.logs``: ``configure_logging()``, ``register_secret()``, ``hold_lines()``.
 - The commands, a module each or per theme: ``cli.config``, ``cli.db``, ``cli.serve``
   (``serve``, ``sync``), ``cli.sim`` (``sim``, ``demo``), ``cli.repair`` (``audit``,
   ``resync``, with ``run_audit()`` and ``run_resync()``), ``cli.privacy``, and the

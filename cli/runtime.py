@@ -116,11 +116,11 @@ async def serve(
     ``ready(url)`` is called once the API listens. With ``stop`` given, serving ends when
     it is set, and the caller handles signals (as ``booxi-mirror demo`` does).
     """
-    from api.access_log import AccessLogger
     from api.app import create_app
     from api.connections import ConnectionGuard, GuardedSite
     from api.keys import METRICS, POLL_LEADERSHIP
     from api.metrics import PollLeaderCollector
+    from cli.access_lines import AccessLines
 
     async with open_runtime(config) as runtime:
         reader = Reader(runtime.engine)
@@ -139,7 +139,7 @@ async def serve(
             app,
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_GRACE_S,
-            access_log_class=AccessLogger,
+            access_log_class=AccessLines,
             keepalive_timeout=config.api.keepalive_timeout_s,
         )
         await runner.setup()
