@@ -10,7 +10,9 @@
 - Computed at each scrape from a ``Snapshot`` the ``/metrics`` handler reads first
   (collectors are synchronous; the database is not): sync lag per store, webhook lag,
   and the Booxi client's and its rate budget's counters; ready answers (``api.ready``):
-  hits, misses, drops, how many are held and their bytes.
+  hits, misses, drops, how many are held and their bytes; ``booxi_mirror_queue_size``
+  per store: the requests in its dispatch queue (``api.queue``) from now to the poll
+  horizon.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Snapshot:
     upstream: Counter[str] | None = None
     budget: BudgetStats | None = None
     ready: ReadyStats | None = None
+    queue_sizes: Mapping[int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +147,16 @@ def _families(snapshot: Snapshot | None) -> Iterator[Metric]:
             webhook.add_metric([], _seconds(snapshot.now - snapshot.latest_webhook_at))
     yield lag
     yield webhook
+    queue = GaugeMetricFamily(
+        PREFIX + "queue_size",
+        "Appointment requests in a store's dispatch queue (no staff member, or pending "
+        "approval) from now to the poll horizon.",
+        labels=("merchant_id",),
+    )
+    if snapshot is not None and snapshot.queue_sizes is not None:
+        for merchant_id, size in sorted(snapshot.queue_sizes.items()):
+            queue.add_metric([str(merchant_id)], size)
+    yield queue
     if snapshot is None:  # describe(): every family, no sample
         yield from _upstream(Counter())
         yield from _budget(None)

@@ -132,6 +132,46 @@ _WEBHOOK = Op(
 )
 
 
+_FRESH_HEADERS: Json = {
+    "Cache-Status": {"$ref": "#/components/headers/CacheStatus"},
+    "Age": {"$ref": "#/components/headers/Age"},
+    "X-Mirror-Synced-At": {"$ref": "#/components/headers/SyncedAt"},
+    "X-Mirror-Coverage": {"$ref": "#/components/headers/Coverage"},
+}
+_MIRROR_ERROR = {"$ref": "#/components/responses/MirrorError"}
+_QUEUE = Op(
+    "A store's dispatch queue",
+    "own",
+    "A mirror extension outside Booxi's paths: the store's appointment requests that need "
+    "a manager (no staff member assigned, or status `PendingStaffApproval` / "
+    "`PendingClientApproval`; never cancelled), with `startsOn` in `from`..`to` (default: "
+    "from now to `[sync] horizon_days` ahead), oldest request first (`createdOn`, then "
+    "`bookingId`), `[api] page_size` a page. Each booking is Booxi's, as the mirror holds "
+    "it (client, `items`, `startsOn`); `services`, `staff` and `merchants` are the objects "
+    "they name. Served from the mirror, kept fresh by the store's queue poll and webhooks. "
+    "A store the key does not see is 404, as one the mirror does not know. Dispatch a "
+    "request with `PUT /booking/v1/booking/{bookingId}` (`staffId`, `status`).",
+    (
+        _query("from", _TIME, "Requests for this instant or later (RFC 3339); default now."),
+        _query("to", _TIME, "Requests for this instant or earlier; default the horizon."),
+        _CURSOR,
+    ),
+    responses={
+        "200": {
+            "description": "`{bookings[], services[], staff[], merchants[], cursor}`.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Queue"}}},
+            "headers": _FRESH_HEADERS,
+        },
+        "304": {"description": "Not modified (`If-None-Match`)."},
+        "400": _MIRROR_ERROR,
+        "401": _MIRROR_ERROR,
+        "403": _MIRROR_ERROR,
+        "404": _MIRROR_ERROR,
+    },
+    security=("bearer", "partnerKey"),
+)
+
+
 OPERATIONS: dict[str, Op] = {
     "calendar": Op(
         "A staff member's calendar",
@@ -325,6 +365,7 @@ OPERATIONS: dict[str, Op] = {
         body="`{searchMode, merchantId, range{startsOn, endsOn}, bookingItems[{serviceId}], "
         "onlyIncludeStaffs[]}`.",
     ),
+    "store-queue": _QUEUE,
     "webhook": _WEBHOOK,
     "webhook-put": dataclasses.replace(_WEBHOOK, summary="Receive a Booxi webhook event (PUT)"),
     "livez": Op(
@@ -565,6 +606,17 @@ _COMPONENTS: Json = {
                         "status": {"type": "integer"},
                     },
                 }
+            },
+        },
+        "Queue": {
+            "type": "object",
+            "required": ["bookings", "services", "staff", "merchants", "cursor"],
+            "properties": {
+                "bookings": {"type": "array", "items": {"$ref": "#/components/schemas/Booxi"}},
+                "services": {"type": "array", "items": {"$ref": "#/components/schemas/Booxi"}},
+                "staff": {"type": "array", "items": {"$ref": "#/components/schemas/Booxi"}},
+                "merchants": {"type": "array", "items": {"$ref": "#/components/schemas/Booxi"}},
+                "cursor": {"type": ["string", "null"]},
             },
         },
         "Status": {

@@ -35,12 +35,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import json_error
-from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI, POLL_LEADERSHIP
+from api.keys import BOOXI, CONFIG, ENGINE, METRICS, OPENAPI, POLL_LEADERSHIP, READER
 from api.metrics import ReadyStats, Snapshot
 from api.ready import READY
-from storage import inbox, sync_state
+from storage import inbox, store_queue, sync_state
 from storage.sync_state import SyncStateRow
-from storage.times import is_stale, utcnow
+from storage.times import instant_key, is_stale, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,14 @@ async def metrics(request: web.Request) -> web.Response:
         state = await _read_state(app[ENGINE], app[CONFIG].sync.merchant_ids, webhooks=True)
     except Exception as error:  # still serve the request metrics: they matter most then
         log.warning("ops.database.failed", extra={"error": _describe(error)})
+    queues: dict[int, int] | None = None
+    horizon = now + dt.timedelta(days=app[CONFIG].sync.horizon_days)
+    try:
+        queues = await app[READER].run(
+            store_queue.queue_sizes, instant_key(now), instant_key(horizon)
+        )
+    except Exception as error:
+        log.warning("ops.database.failed", extra={"error": _describe(error)})
     client = app.get(BOOXI)
     answers = app.get(READY)
     ready = (
@@ -116,6 +124,7 @@ async def metrics(request: web.Request) -> web.Response:
         upstream=client.stats.copy() if client is not None else None,
         budget=client.budget.stats if client is not None else None,
         ready=ready,
+        queue_sizes=queues,
     )
     body, content_type = app[METRICS].render(snapshot, request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})

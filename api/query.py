@@ -238,7 +238,13 @@ def _listing(q: dict[str, Any], after: list[Any]) -> bool:
     )
 
 
-_CHECKS = {"calendar": _calendar, "booking": _history}
+def _queue(q: dict[str, Any], after: list[Any]) -> bool:
+    """A store's dispatch queue (``api.queue``): after (createdOn key, bookingId)."""
+    fields = {"merchantId": _id, "from": _key, "to": _key}
+    return _shaped(q, fields) and len(after) == 2 and _key(after[0]) and _text(after[1])
+
+
+_CHECKS = {"calendar": _calendar, "booking": _history, "queue": _queue}
 
 
 def _storable(value: str) -> bool:

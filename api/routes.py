@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp.typedefs import Handler
 
-from api import book_now, calendars, clients, directory, history, ops, webhooks, writes
+from api import book_now, calendars, clients, directory, history, ops, queue, webhooks, writes
 from api.booxi_shape import API_PREFIX as B
 
 ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
@@ -64,6 +64,7 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
         "book-now-customizations",
     ),
     # the mirror's own
+    ("GET", queue.PATH, queue.get_queue, queue.ROUTE_NAME),  # a store's dispatch queue
     ("POST", "/webhooks/booxi", webhooks.receive, "webhook"),
     ("PUT", "/webhooks/booxi", webhooks.receive, "webhook-put"),
     ("GET", "/livez", ops.livez, "livez"),

@@ -116,13 +116,30 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
 async def update_booking(request: web.Request) -> web.StreamResponse:
     booking_id = checks.text_id(request, "bookingId", MAX_BOOKING_ID)
     body, data = await checks.json_body(request)
+    return await put_booking(request, booking_id, body, data)
+
+
+async def put_booking(
+    request: web.Request, booking_id: str, body: bytes, data: dict[str, object]
+) -> web.StreamResponse:
+    """``PUT /booking/{booking_id}`` with ``body`` (``data`` parsed), as the route does it,
+    whatever ``request``'s own method and path (the dispatch of ``api.queue`` calls it)."""
     table = bookings.BOOKING
     stored = functools.partial(
         checks.check_stored, request, table, table.c.booking_id, booking_id, "Booking"
     )
     check = checks.all_of(stored, checks.named_check(request, write_scope.booking_names, data))
     path = f"/booking/{quote(booking_id, safe='')}"
-    return await _write(request, "booking-update", path, body, check, written.booking_job)
+    return await _write(
+        request,
+        "booking-update",
+        path,
+        body,
+        check,
+        written.booking_job,
+        method="PUT",
+        booking_id=booking_id,
+    )
 
 
 async def create_client(request: web.Request) -> web.StreamResponse:
@@ -210,8 +227,19 @@ async def search_availability(request: web.Request) -> web.StreamResponse:
 
 
 async def _write(
-    request: web.Request, route: str, path: str, body: bytes | None, check: Check, save: Saver
+    request: web.Request,
+    route: str,
+    path: str,
+    body: bytes | None,
+    check: Check,
+    save: Saver,
+    *,
+    method: str | None = None,
+    booking_id: str | None = None,
 ) -> web.StreamResponse:
+    """``method`` (the request's by default) to Booxi's ``path``; ``booking_id``: the
+    booking a read-back fetches (the path's ``bookingId`` by default)."""
+    method = method or request.method
     writer = request.app[WRITER]
     booxi = _booxi(request)
     claim = claim_for(request, principal(request).name, body)
@@ -221,11 +249,11 @@ async def _write(
             try:
                 replay = claim.replay(held)
             except BooxiShapedError as refused:
-                _log_refused(request, route, refused.status)
+                _log_refused(method, route, refused.status)
                 raise
             log.info(
                 "write.replayed",
-                extra={"method": request.method, "route": route, "status": replay.status},
+                extra={"method": method, "route": route, "status": replay.status},
             )
             return replay
     sent = False
@@ -233,26 +261,28 @@ async def _write(
         try:
             await check()
         except BooxiShapedError as refused:
-            _log_refused(request, route, refused.status)
+            _log_refused(method, route, refused.status)
             raise
         sent = True
-        answer, duration_ms = await _forward(booxi, request, path, body, with_query=False)
+        answer, duration_ms = await _forward(
+            booxi, request, path, body, with_query=False, method=method
+        )
     except BaseException as error:
         if claim is not None and (not sent or isinstance(error, BooxiUnavailable)):
             await writer.run(claim.release)
         if isinstance(error, BooxiUnavailable):
-            _log_forwarded("write.forwarded", request, route, 503, None, stored=False)
+            _log_forwarded("write.forwarded", method, route, 503, None, stored=False)
         raise
     job = None
     if 200 <= answer.status <= 299:
         job = _saving_job(save, answer, route, request)
         if job is None:
-            job = await _read_back(booxi, request, route, answer, save)
+            job = await _read_back(booxi, request, route, answer, save, booking_id)
     stored = await _finish(request, route, job, claim, answer)
     if stored and route.startswith("booking-"):
         with contextlib.suppress(ValueError, UnicodeDecodeError):  # unreadable: read back
             await request_repoll(request, answers.booking_of(json.loads(answer.body))[0])
-    _log_forwarded("write.forwarded", request, route, answer.status, duration_ms, stored=stored)
+    _log_forwarded("write.forwarded", method, route, answer.status, duration_ms, stored=stored)
     return _response(answer.status, answer.headers, answer.body)
 
 
@@ -264,10 +294,10 @@ async def _pass_through(
         await check()
         answer, duration_ms = await _forward(booxi, request, path, body)
     except BooxiUnavailable:
-        _log_forwarded("availability.forwarded", request, route, 503, None, stored=False)
+        _log_forwarded("availability.forwarded", request.method, route, 503, None, stored=False)
         raise
     _log_forwarded(
-        "availability.forwarded", request, route, answer.status, duration_ms, stored=False
+        "availability.forwarded", request.method, route, answer.status, duration_ms, stored=False
     )
     return _response(answer.status, answer.headers, answer.body)
 
@@ -286,6 +316,7 @@ async def _forward(
     body: bytes | None,
     *,
     with_query: bool = True,
+    method: str | None = None,
 ) -> tuple[Response, float]:
     """Booxi's answer, whatever its status, and how long it took; ``BooxiUnavailable``
     when nothing came back. Only the live pass-throughs pass their query string on: a
@@ -293,7 +324,7 @@ async def _forward(
     before forwarding never saw)."""
     started = time.perf_counter()
     params = list(request.query.items()) if with_query else None
-    answer = await booxi.forward(request.method, path, params=params, body=body)
+    answer = await booxi.forward(method or request.method, path, params=params, body=body)
     return answer, round((time.perf_counter() - started) * 1000, 1)
 
 
@@ -332,7 +363,12 @@ def _saving_job(save: Saver, answer: Response, route: str, request: web.Request)
 
 
 async def _read_back(
-    booxi: BooxiClient, request: web.Request, route: str, answer: Response, save: Saver
+    booxi: BooxiClient,
+    request: web.Request,
+    route: str,
+    answer: Response,
+    save: Saver,
+    booking_id: str | None = None,
 ) -> Job | None:
     """A 2xx answer the mirror could not store: read the object back from Booxi and store
     that. If even that fails, drop the stored (older) version, so that no read serves it:
@@ -341,7 +377,7 @@ async def _read_back(
         parsed = json.loads(answer.body)
     except (ValueError, UnicodeDecodeError):
         parsed = None
-    booking_id = request.match_info.get("bookingId") or answers.booking_id_of(parsed)
+    booking_id = booking_id or request.match_info.get("bookingId") or answers.booking_id_of(parsed)
     path_client = request.match_info.get("clientId")  # checked before it was forwarded
     client_id = int(path_client) if path_client else _client_id_of(parsed)
     try:
@@ -408,7 +444,7 @@ async def _finish(
 
 def _log_forwarded(
     event: str,
-    request: web.Request,
+    method: str,
     route: str,
     status: int,
     duration_ms: float | None,
@@ -418,7 +454,7 @@ def _log_forwarded(
     log.info(
         event,
         extra={
-            "method": request.method,
+            "method": method,
             "route": route,
             "status": status,
             "duration_ms": duration_ms,
@@ -428,5 +464,5 @@ def _log_forwarded(
     )
 
 
-def _log_refused(request: web.Request, route: str, status: int) -> None:
-    log.info("write.refused", extra={"method": request.method, "route": route, "status": status})
+def _log_refused(method: str, route: str, status: int) -> None:
+    log.info("write.refused", extra={"method": method, "route": route, "status": status})

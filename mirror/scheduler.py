@@ -13,6 +13,10 @@ database polls. Other replicas keep none; nothing outside ``serve`` calls it.
   failing staff member, so the mirror catches up as soon as Booxi is back.
 - A booking that reconciliation finds moved to another staff member gets that staff
   member polled at once.
+- One job per store every ``calendar_interval_s`` for its dispatch queue
+  (``mirror.store_queue``: the requests no staff member has taken, on no calendar),
+  kept in line with the stores after each reference run, backing off as a staff poll
+  does when it fails (Booxi may refuse that listing).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from mirror.booxi_errors import BooxiError
 from mirror.client import BooxiClient
 from mirror.config import SyncConfig
 from mirror.poller import Window, poll_staff_calendar, refresh_reference_data
+from mirror.store_queue import poll_store_queue
 from mirror.sync import staff_in_scope
-from storage import sync_state
+from storage import store_queue, sync_state
 from storage.times import utcnow
 from storage.writer import Writer
 
@@ -144,13 +149,57 @@ class Poller:
             merchants = list(self.sync.merchant_ids)  # keep polling what the mirror knows
         staff = await staff_in_scope(self.engine, merchants, ())
         self.schedule_staff(staff)
+        self.schedule_queues(merchants)
+
+    def schedule_queues(self, merchant_ids: Sequence[int]) -> None:
+        """One queue job per store, spread over the interval; stale jobs removed."""
+        interval = self.sync.calendar_interval_s
+        wanted = set(merchant_ids)
+        for job in self.scheduler.get_jobs():
+            if (
+                job.id.startswith(store_queue.SCOPE_PREFIX)
+                and int(job.id[len(store_queue.SCOPE_PREFIX) :]) not in wanted
+            ):
+                job.remove()
+        new = [
+            m for m in sorted(wanted) if self.scheduler.get_job(store_queue.queue_scope(m)) is None
+        ]
+        now = utcnow()
+        for index, merchant_id in enumerate(new):
+            self.scheduler.add_job(
+                self.poll_queue,
+                "interval",
+                seconds=interval,
+                args=[merchant_id],
+                id=store_queue.queue_scope(merchant_id),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(interval),
+                next_run_time=now + dt.timedelta(seconds=interval * (index + 0.5) / len(new)),
+            )
+
+    async def poll_queue(self, merchant_id: int) -> None:
+        with self._job():
+            scope = store_queue.queue_scope(merchant_id)
+            async with self.engine.connect() as conn:
+                state = await conn.run_sync(sync_state.find_sync_state, scope)
+            if state is not None and state.consecutive_failures and state.last_attempt_at:
+                wait = backoff_s(state.consecutive_failures, self.sync.calendar_interval_s)
+                due = state.last_attempt_at + dt.timedelta(seconds=wait - 1)
+                if utcnow() < due:
+                    return
+            window = Window.around(utcnow(), self.sync.horizon_days)
+            await poll_store_queue(self.client, self.writer, merchant_id, window)
 
     def schedule_staff(self, staff: Sequence[tuple[int, int | None]]) -> None:
         """One job per staff member, spread over the interval; stale jobs removed."""
         interval = self.sync.calendar_interval_s
         wanted = dict(staff)
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("staff:") and int(job.id[6:]) not in wanted:
+            if (
+                job.id.startswith("staff:")
+                and int(job.id[len(store_queue.SCOPE_PREFIX) :]) not in wanted
+            ):
                 job.remove()
         new = [s for s in wanted if self.scheduler.get_job(sync_state.staff_scope(s)) is None]
         now = utcnow()

@@ -15,6 +15,8 @@ from simulator.dialects import (
     CURSOR_ABSENT,
     CURSOR_EMPTY,
     LISTS_NULL,
+    UNASSIGNED_ABSENT,
+    UNASSIGNED_ZERO,
     UNKNOWN_FIELDS,
     ActiveDialects,
 )
@@ -56,9 +58,13 @@ def answer(
     """
     active = request.app[DIALECTS]
     if bare is not None:
+        if bare == "booking":
+            body = _unassigned(active, body)
         extra = UNKNOWN_FIELDS in active and bare in EXTRA_KINDS
         return web.json_response(_extra(body) if extra else body)
-    shaped: Json = dict(body)
+    shaped: Json = {
+        k: (_unassigned(active, v) if KINDS.get(k) == "booking" else v) for k, v in body.items()
+    }
     if "cursor" in shaped and shaped["cursor"] is None:
         if CURSOR_ABSENT in active:
             del shaped["cursor"]
@@ -82,8 +88,26 @@ def _extra(value: Any) -> Any:
     return value
 
 
+def _unassigned(active: ActiveDialects, value: Any) -> Any:
+    """A booking (or list of them) as ``unassigned-absent`` / ``unassigned-zero`` show a
+    request no staff member has taken: copies, only of bookings with ``staffId: null``."""
+    if isinstance(value, list):
+        return [_unassigned(active, item) for item in value]
+    if not isinstance(value, dict) or "staffId" not in value or value["staffId"] is not None:
+        return value
+    if UNASSIGNED_ABSENT in active:
+        names = ("staffId", "staffFirstName", "staffLastName")
+        return {k: v for k, v in value.items() if k not in names}
+    if UNASSIGNED_ZERO in active:
+        return {**value, "staffId": 0, "staffFirstName": "", "staffLastName": ""}
+    return value
+
+
 def event_content(active: ActiveDialects, content: Json) -> Json:
-    """A webhook's ``content``, with ``unknown-fields`` applied to its booking and client."""
+    """A webhook's ``content``, with ``unknown-fields`` applied to its booking and client
+    and the ``unassigned-*`` dialects to its booking."""
+    if "booking" in content:
+        content = {**content, "booking": _unassigned(active, content["booking"])}
     if UNKNOWN_FIELDS not in active:
         return content
     return {k: (_extra(v) if k in ("booking", "client") else v) for k, v in content.items()}

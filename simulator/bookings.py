@@ -1,25 +1,34 @@
 """``/booking``: a client's history (cursor-paged), one booking, create and update.
 
-History choices: ``clientId`` is required (the endpoint is a client's history); an
-unknown client is a 404; ``from``/``to`` are optional and filter ``startsOn``
-inclusively; cancelled bookings are included; ``order`` sorts by ``startsOn`` then
-``bookingId`` (``Ascending`` by default). The envelope always carries ``bookings``,
-``groupEvents``, ``services``, ``staff`` (**choice**: a list, since a history spans
-several staff members), ``merchants``, ``resources`` (always empty: the simulator has
-no resources) and ``cursor``. The ``history-range-required`` dialect makes ``from``
+History choices: ``clientId`` or ``merchantId`` is required: a client's history, or
+(``merchantId`` alone) every booking of a store, including the requests no staff member
+has taken, which are on no calendar (the ``booking-list-client-only`` dialect refuses
+that listing, 400); an unknown client or store is a 404; ``from``/``to`` are optional
+and filter ``startsOn`` inclusively; cancelled bookings are included; ``order`` sorts by
+``startsOn`` then ``bookingId`` (``Ascending`` by default). The envelope always carries
+``bookings``, ``groupEvents``, ``services``, ``staff`` (**choice**: a list, since a
+history spans several staff members), ``merchants``, ``resources`` (always empty: the
+simulator has no resources) and ``cursor``. The ``history-range-required`` dialect makes ``from``
 and ``to`` required, at most 366 days apart (see ``simulator.dialects``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 from aiohttp import web
 
 from simulator import operations
 from simulator.answers import answer
 from simulator.body import read_json_object
-from simulator.dialects import HISTORY_MAX_DAYS, HISTORY_RANGE_REQUIRED, LISTS_NULL, WRITE_BARE
+from simulator.dialects import (
+    BOOKING_LIST_CLIENT_ONLY,
+    HISTORY_MAX_DAYS,
+    HISTORY_RANGE_REQUIRED,
+    LISTS_NULL,
+    WRITE_BARE,
+)
 from simulator.errors import bad_request, not_found
 from simulator.includes import group_events_of, services_of
 from simulator.keys import DIALECTS, SETTINGS, WORLD
@@ -43,9 +52,15 @@ async def list_bookings(request: web.Request) -> web.Response:
             raise bad_request("to must not be before from")
         if HISTORY_RANGE_REQUIRED in request.app[DIALECTS]:
             _check_range(start, end)
+        client_only = BOOKING_LIST_CLIENT_ONLY in request.app[DIALECTS]
+        merchant = query.integer("merchantId")
         saved = {
-            "clientId": query.required_integer("clientId"),
-            "merchantId": query.integer("merchantId"),
+            "clientId": (
+                query.required_integer("clientId")
+                if client_only or merchant is None
+                else query.integer("clientId")
+            ),
+            "merchantId": merchant,
             "from": fmt(start) if start else None,
             "to": fmt(end) if end else None,
             "bookingMethod": query.choices("bookingMethod", BOOKING_METHODS),
@@ -61,11 +76,19 @@ async def list_bookings(request: web.Request) -> web.Response:
                 parse_rfc3339(bound)
     except (KeyError, TypeError, ValueError):
         raise bad_request("cursor is not valid for this endpoint") from None
-    if client_id not in world.clients and not any(world.bookings_of_client(client_id)):
+    if client_id is None:
+        if merchant_id not in world.merchants:
+            raise not_found("Merchant", merchant_id)
+        listed: Iterator[Json] = (
+            b for b in world.bookings.values() if b["merchantId"] == merchant_id
+        )
+    elif client_id not in world.clients and not any(world.bookings_of_client(client_id)):
         raise not_found("Client", client_id)
+    else:
+        listed = world.bookings_of_client(client_id)
     found = [
         booking
-        for booking in world.bookings_of_client(client_id)
+        for booking in listed
         if (merchant_id is None or booking["merchantId"] == merchant_id)
         and (not methods or booking["bookingMethod"] in methods)
         and (lo is None or booking["startsOn"] >= lo)
@@ -80,7 +103,7 @@ async def list_bookings(request: web.Request) -> web.Response:
         descending=descending,
     )
     group_events = group_events_of(world, page)
-    staff_ids = dict.fromkeys(b["staffId"] for b in page)
+    staff_ids = dict.fromkeys(b["staffId"] for b in page if b["staffId"] is not None)
     merchant_ids = dict.fromkeys(b["merchantId"] for b in page)
     return answer(
         request,

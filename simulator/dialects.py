@@ -29,12 +29,22 @@ The names are a contract (tests and ``booxi-mirror sim --dialect`` use them):
   ``"x-sim-extra": {"note": "unknown to the mirror"}``; every top-level answer
   envelope (not a bare object, not an error) carries ``"x-sim-envelope": 1``. A
   mirror must keep unknown fields verbatim. Added to a copy, never to the world.
+- ``booking-list-client-only``: ``GET /booking`` without a cursor answers 400 unless
+  ``clientId`` is given (default: ``clientId`` or ``merchantId``, a store's bookings).
+  Booxi: "``clientId`` (or ``merchantId``)"; a mirror that lists a store's bookings to
+  see its unassigned requests must live without that listing here.
+- ``unassigned-absent``: a booking no staff member has taken leaves ``staffId``,
+  ``staffFirstName`` and ``staffLastName`` out; ``unassigned-zero``: it answers
+  ``"staffId": 0`` and empty names (default: ``null``). Booxi: unknown. In answers and
+  webhooks, on copies.
 - ``independent`` (a bundle): ``write-bare``, ``history-range-required``,
-  ``page-size-2``, ``offset-limit-10``, ``cursor-absent``, ``lists-null`` and
-  ``unknown-fields`` together: a second, independent reading of Booxi's docs.
+  ``page-size-2``, ``offset-limit-10``, ``cursor-absent``, ``lists-null``,
+  ``unknown-fields`` and ``unassigned-absent`` together: a second, independent reading
+  of Booxi's docs.
 
 **choice**: dialects of one group (the page sizes; ``cursor-absent`` and
-``cursor-empty``) exclude each other: asking for two is an error, not "last wins".
+``cursor-empty``; ``unassigned-absent`` and ``unassigned-zero``) exclude each other:
+asking for two is an error, not "last wins".
 """
 
 from __future__ import annotations
@@ -48,6 +58,9 @@ CURSOR_ABSENT = "cursor-absent"
 CURSOR_EMPTY = "cursor-empty"
 LISTS_NULL = "lists-null"
 UNKNOWN_FIELDS = "unknown-fields"
+BOOKING_LIST_CLIENT_ONLY = "booking-list-client-only"
+UNASSIGNED_ABSENT = "unassigned-absent"
+UNASSIGNED_ZERO = "unassigned-zero"
 INDEPENDENT = "independent"
 PAGE_SIZES = {"page-size-1": 1, "page-size-2": 2, "page-size-50": 50}
 HISTORY_MAX_DAYS = 366
@@ -67,6 +80,10 @@ DIALECTS: dict[str, str] = {
     "GET /booking/{id} leaves an empty groupEvents out",
     UNKNOWN_FIELDS: "objects carry x-sim-extra and envelopes x-sim-envelope, "
     "fields a mirror does not know",
+    BOOKING_LIST_CLIENT_ONLY: "GET /booking needs clientId (no listing of a store's bookings)",
+    UNASSIGNED_ABSENT: "a booking no staff member has taken leaves staffId and the staff names out",
+    UNASSIGNED_ZERO: 'a booking no staff member has taken answers "staffId": 0 and empty '
+    "staff names",
 }
 BUNDLES: dict[str, tuple[str, ...]] = {
     INDEPENDENT: (
@@ -77,11 +94,13 @@ BUNDLES: dict[str, tuple[str, ...]] = {
         CURSOR_ABSENT,
         LISTS_NULL,
         UNKNOWN_FIELDS,
+        UNASSIGNED_ABSENT,
     ),
 }
 EXCLUSIVE: tuple[frozenset[str], ...] = (
     frozenset(PAGE_SIZES),
     frozenset({CURSOR_ABSENT, CURSOR_EMPTY}),
+    frozenset({UNASSIGNED_ABSENT, UNASSIGNED_ZERO}),
 )
 
 

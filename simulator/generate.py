@@ -51,6 +51,7 @@ def build_world(settings: SimSettings) -> World:
     for member in world.staff.values():
         _schedule(rng, world, settings, member, clients_by_merchant[member["merchantId"]])
     _directory_links(random.Random(f"directory-{settings.seed}"), world)
+    _requests(random.Random(f"requests-{settings.seed}"), world, settings)
     return world
 
 
@@ -107,6 +108,61 @@ def _directory_links(rng: random.Random, world: World) -> None:
         else:
             picked = []
         world.service_staff[service["id"]] = sorted(picked)
+
+
+REQUEST_STATUSES = ("PendingStaffApproval", "PendingClientApproval", "Approved", "Cancelled")
+REQUEST_WEIGHTS = (70, 10, 10, 10)
+
+
+def _requests(rng: random.Random, world: World, settings: SimSettings) -> None:
+    """Appointment requests no staff member has taken yet (``shapes.unassigned``): per
+    store, about one a week from ``days_before`` back to ``days_after`` ahead, mostly
+    ``PendingStaffApproval``, some already cancelled or approved without a staff member.
+    Drawn from their own ``rng`` after everything else, so the rest of the world is as it
+    was without them; they are on no calendar (no staff member) and overlap nothing."""
+    anchor = settings.anchor
+    for merchant_id in sorted(world.merchants):
+        services = sorted(
+            (
+                s
+                for s in world.services.values()
+                if s["merchantId"] == merchant_id and s["bookingMethod"] == "Appointment"
+            ),
+            key=_id,
+        )
+        clients = sorted(
+            (c for c in world.clients.values() if c["merchantId"] == merchant_id), key=_id
+        )
+        if not services or not clients:
+            continue
+        days = settings.days_before + settings.days_after
+        for _ in range(max(2, days // 7)):
+            day = rng.randrange(-settings.days_before, settings.days_after)
+            start = (anchor + dt.timedelta(days=day)).replace(hour=rng.randrange(14, 22))
+            created = min(start, anchor) - dt.timedelta(
+                days=rng.randrange(0, 10), minutes=rng.randrange(1, 600)
+            )
+            status = rng.choices(REQUEST_STATUSES, weights=REQUEST_WEIGHTS)[0]
+            modified = created
+            if status != "PendingStaffApproval":
+                later = created + dt.timedelta(minutes=rng.randrange(1, 120))
+                modified = max(created, min(later, anchor - dt.timedelta(seconds=1)))
+            booking = shapes.appointment(
+                booking_id=world.new_booking_id(),
+                staff={"id": 0, "merchantId": merchant_id, "firstName": "", "lastName": ""},
+                services=rng.sample(services, rng.choice((1, 1, 2))),
+                start=start,
+                client=rng.choice(clients),
+                status=status,
+                presence="Expecting",
+                is_completed=False,
+                created_on=created,
+                created_by="Client",
+                modified_on=modified,
+                modified_by="Client",
+                additional_request=rng.choice(names.REQUESTS),
+            )
+            world.put_booking(shapes.unassigned(booking))
 
 
 def _id(row: Json) -> int:

@@ -2,8 +2,11 @@
 as the API (so each one is validated, stamped and sent as a webhook).
 
 Kinds, by weight: new appointments (25), reschedules within a week (20),
-reassignments to another staff member of the store (15), cancellations (15), presence
-changes on today's and the past week's appointments (15), new group reservations (10).
+reassignments to another staff member of the store (15; a request no one has taken is
+assigned to a free staff member and approved, as a manager dispatching it would),
+cancellations (15), presence changes on today's and the past week's appointments (15),
+new group reservations (10), new appointment requests with no staff member (10:
+``PendingStaffApproval``, what a store's dispatch queue holds).
 Changes fall in ``[now - 7 days, now + 60 days]``, where a mirror polls.
 """
 
@@ -18,8 +21,8 @@ from simulator.errors import BooxiError
 from simulator.timeutil import fmt, parse_rfc3339
 from simulator.world import Json, World
 
-KINDS = ("create", "reschedule", "reassign", "cancel", "presence", "reserve")
-WEIGHTS = (25, 20, 15, 15, 15, 10)
+KINDS = ("create", "reschedule", "reassign", "cancel", "presence", "reserve", "request")
+WEIGHTS = (25, 20, 15, 15, 15, 10, 10)
 PAST = dt.timedelta(days=7)
 AHEAD = dt.timedelta(days=60)
 
@@ -51,6 +54,8 @@ def _apply(
         return _create(world, rng, now)
     if kind == "reserve":
         return _reserve(world, rng, fmt(now))
+    if kind == "request":
+        return _request(world, rng, now)
     now_s = fmt(now)
     live = [
         b
@@ -79,12 +84,26 @@ def _apply(
             },
             rng,
         )
-    booking = _pick(rng, [b for b in appointments if b["startsOn"] >= now_s])
+    upcoming = [b for b in appointments if b["startsOn"] >= now_s]
+    if kind == "reschedule":  # of an assigned appointment: a request has no one's time
+        upcoming = [b for b in upcoming if b["staffId"] is not None]
+    booking = _pick(rng, upcoming)
     if booking is None:
         return None
-    staff = world.staff[booking["staffId"]]
     minutes = booking["totalClientTimespan"]["duration"]
     start = parse_rfc3339(booking["startsOn"])
+    end = fmt(start + dt.timedelta(minutes=minutes))
+    if booking["staffId"] is None:  # dispatch: the first free staff member takes it
+        store = sorted(
+            (s for s in world.staff.values() if s["merchantId"] == booking["merchantId"]),
+            key=lambda s: s["id"],
+        )
+        rng.shuffle(store)
+        for member in store:
+            if world.conflict_for(member["id"], booking["startsOn"], end) is None:
+                return _update(world, booking, {"staffId": member["id"], "status": "Approved"}, rng)
+        return None
+    staff = world.staff[booking["staffId"]]
     if kind == "reschedule":
         day = start + dt.timedelta(days=rng.randrange(-3, 4))
         options = free_starts(
@@ -99,7 +118,6 @@ def _apply(
         if s["merchantId"] == staff["merchantId"] and s["id"] != staff["id"]
     ]
     rng.shuffle(colleagues)
-    end = fmt(start + dt.timedelta(minutes=minutes))
     for colleague in colleagues:
         if world.conflict_for(colleague["id"], booking["startsOn"], end) is None:
             return _update(world, booking, {"staffId": colleague["id"]}, rng)
@@ -140,6 +158,30 @@ def _create(world: World, rng: random.Random, now: dt.datetime) -> str | None:
             "createdBy": rng.choice(("Staff", "Client")),
         },
     )
+    return str(booking["bookingId"])
+
+
+def _request(world: World, rng: random.Random, now: dt.datetime) -> str | None:
+    """A client asks for an appointment online without choosing a staff member."""
+    merchant_id = rng.choice(sorted(world.merchants))
+    services = sorted(
+        (
+            s
+            for s in world.services.values()
+            if s["merchantId"] == merchant_id and s["bookingMethod"] == "Appointment"
+        ),
+        key=lambda s: s["id"],
+    )
+    clients = sorted(
+        (c for c in world.clients.values() if c["merchantId"] == merchant_id),
+        key=lambda c: c["id"],
+    )
+    if not services or not clients:
+        return None
+    day = now + dt.timedelta(days=rng.randrange(1, 30), hours=rng.randrange(0, 10))
+    start = day.replace(minute=rng.choice((0, 30)), second=0, microsecond=0)
+    picked = rng.sample(services, rng.choice((1, 1, 2)))
+    booking = operations.create_request(world, merchant_id, picked, start, rng.choice(clients))
     return str(booking["bookingId"])
 
 

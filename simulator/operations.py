@@ -13,6 +13,10 @@ rules as API calls. Every change stamps ``modifiedOn`` and emits an event. Choic
   of the staff member ``ScheduleConflict``; a busy time slot ``TimeSlotConflict``; a
   full group event ``BookingConflict``; an ``externalId`` already linked to another
   client ``ModuleConflict``.
+- An appointment request no staff member has taken (``staffId: null``, see
+  ``shapes.unassigned``) holds no one's time; ``PUT /booking`` with a ``staffId``
+  assigns it (409 when that staff member is busy then), with ``status`` approves or
+  cancels (declines) it; without ``staffId`` it stays unassigned.
 - ``PUT /booking`` on a group reservation may change ``status``, ``isCompleted`` and
   ``client.presence`` only (Booxi documents the rest for appointments alone).
 - Deleting a client with a future live booking is a 409 ``ClientHasFutureBookings``.
@@ -102,6 +106,34 @@ def create_booking(world: World, data: dict[str, Any]) -> Json:
     return booking
 
 
+def create_request(
+    world: World, merchant_id: int, services: list[Json], start: dt.datetime, client: Json
+) -> Json:
+    """An appointment request booked online with no staff member (``PendingStaffApproval``,
+    ``createdBy: Client``; ``shapes.unassigned``): what a store's dispatch queue holds.
+    Not reachable through ``POST /booking``, where Booxi takes ``Approved`` and a
+    ``staffId`` only; ``/_sim/mutate`` makes them, as Booxi's own booking pages would."""
+    now = world.clock().replace(microsecond=0)
+    booking = shapes.appointment(
+        booking_id=world.new_booking_id(),
+        staff={"id": 0, "merchantId": merchant_id, "firstName": "", "lastName": ""},
+        services=services,
+        start=start.replace(microsecond=0),
+        client=client,
+        status="PendingStaffApproval",
+        presence="Expecting",
+        is_completed=False,
+        created_on=now,
+        created_by="Client",
+        modified_on=now,
+        modified_by="Client",
+    )
+    shapes.unassigned(booking)
+    world.put_booking(booking)
+    world.emit_booking(booking, created=True)
+    return booking
+
+
 def _create_reservation(
     world: World, body: Fields, merchant_id: int, client_fields: Fields, created_by: str
 ) -> Json:
@@ -181,9 +213,13 @@ def update_booking(world: World, booking_id: str, data: dict[str, Any]) -> Json:
 
 
 def _reschedule(world: World, booking: Json, body: Fields) -> None:
+    """New time, staff member or items; a request no one has taken stays unassigned
+    unless ``staffId`` is given (assigning it: the dispatch of a request)."""
     start = body.time("startsOn") or parse_rfc3339(booking["startsOn"])
     staff_id = body.integer("staffId") or booking["staffId"]
-    staff = _staff_of(world, booking["merchantId"], staff_id)
+    staff: Json = {"id": None, "firstName": None, "lastName": None}
+    if staff_id is not None:
+        staff = _staff_of(world, booking["merchantId"], staff_id)
     item_fields = body.objects("items", required="items" in body)
     if item_fields is not None:
         services = _services_of(world, booking["merchantId"], item_fields)
@@ -201,6 +237,10 @@ def _reschedule(world: World, booking: Json, body: Fields) -> None:
 
 
 def _check_free(world: World, booking: Json) -> None:
+    """409 when the booking's staff member is busy then (an unassigned request holds no
+    one's time: nothing to check)."""
+    if booking["staffId"] is None:
+        return
     span = booking["totalClientTimespan"]
     name = world.conflict_for(
         booking["staffId"], span["start"], span["end"], ignore=booking["bookingId"] or None

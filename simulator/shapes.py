@@ -165,6 +165,21 @@ def appointment(
     return booking
 
 
+def unassigned(booking: Json) -> Json:
+    """An appointment request no staff member has taken yet (booked online with "no
+    preference"): ``staffId``, ``staffFirstName`` and ``staffLastName`` are ``null``,
+    and nothing names a staff member as its author. In place; the booking.
+
+    **choice** (Booxi's shape of an unassigned booking is unknown): ``null`` fields;
+    the ``unassigned-absent`` and ``unassigned-zero`` dialects play the other readings
+    (``simulator.answers``)."""
+    booking.update(staffId=None, staffFirstName=None, staffLastName=None)
+    booking.pop("createdByStaffId", None)
+    booking.pop("modifiedByStaffId", None)
+    in_field_order(booking)
+    return booking
+
+
 def reservation(
     *,
     booking_id: str,

@@ -68,7 +68,7 @@ def booking_row(obj: Any, source: str, now: dt.datetime) -> Json:
     return {
         "booking_id": _str(booking, "bookingId"),
         "merchant_id": _int(booking, "merchantId"),
-        "staff_id": _int(booking, "staffId", required=False),
+        "staff_id": staff_of(booking),
         "client_id": client_id,
         "method": _str(booking, "bookingMethod"),
         "status": _str(booking, "status"),
@@ -78,6 +78,15 @@ def booking_row(obj: Any, source: str, now: dt.datetime) -> Json:
         "group_event_id": _int(booking, "groupEventId", required=False),
         **_base(booking, source, now),
     }
+
+
+def staff_of(booking: Json) -> int | None:
+    """The staff member a booking is assigned to; None for a request no one has taken.
+
+    **choice** (how Booxi shows an unassigned booking is unknown): ``staffId`` ``null``,
+    absent or ``0`` all mean "no staff member"; the stored JSON keeps what Booxi sent."""
+    staff_id = _int(booking, "staffId", required=False)
+    return staff_id or None
 
 
 def calendar_event_row(obj: Any, source: str, now: dt.datetime) -> Json:
@@ -106,6 +115,9 @@ def derived_calendar_events(booking: Json, known_ids: list[int]) -> list[Json]:
     """
     if booking.get("bookingMethod") != "Appointment" or booking.get("status") == "Cancelled":
         return []
+    staff = booking.get("staffId")
+    if isinstance(staff, bool) or not isinstance(staff, int) or staff <= 0:
+        return []  # a request no staff member has taken is on no calendar
     events = []
     for index, item in enumerate(booking.get("items") or []):
         span = item.get("reservedClientTimespan") if isinstance(item, dict) else None

@@ -39,6 +39,7 @@ from api.routes import ROUTES
 from tests.conftest import API_KEY, MERCHANT_KEY, PARTNER_KEY, WEBHOOK_SECRET
 
 BOOKING_API = "/booking/v1/"
+MIRROR_API = "/mirror/v1/"  # the mirror's extensions (a store's queue): the same API keys
 WEBHOOKS = "/webhooks/"
 CHECKS = [
     not_a_server_error,
@@ -212,7 +213,7 @@ def _headers(path: str, valid: bool) -> dict[str, str]:
     if path.startswith(WEBHOOKS):
         secret = WEBHOOK_SECRET if valid else "not-the-webhook-secret"
         return {"Authorization": f"Bearer {secret}"}
-    if path.startswith(BOOKING_API):
+    if path.startswith((BOOKING_API, MIRROR_API)):
         return {"Authorization": f"Bearer {API_KEY if valid else 'not-a-mirror-key'}"}
     return {}
 
@@ -260,7 +261,7 @@ def test_an_invalid_key_gets_401_as_documented(
         body = response.json()
         assert response.status_code == 401, body
         assert body["code"] == 401 and body["message"], body
-    elif case.path.startswith(WEBHOOKS) and not other_method:
+    elif case.path.startswith((WEBHOOKS, MIRROR_API)) and not other_method:
         assert response.status_code == 401, response.text
         assert response.json()["error"]["status"] == 401
     elif other_method:

@@ -1,0 +1,163 @@
+"""Polling a store's dispatch queue: the appointment requests no calendar shows.
+
+Booxi's calendar is per staff member, so a request no one has taken yet is on no
+calendar and the staff polls never see it. ``poll_store_queue`` lists the store's
+appointments (``GET /booking`` with ``merchantId``, ``from``, ``to`` and
+``bookingMethod=Appointment``, no ``clientId``: ``BooxiClient.iter_store_bookings``)
+over the poll window, stores them as a poll does (a booking gives way only to a version
+at least as new), and reconciles: a request the mirror holds in the store's queue over
+that window that Booxi no longer listed is looked up (``GET /booking/{id}``) and stored
+as Booxi has it now. The sync state ``queue:<merchantId>`` says how fresh the queue is.
+
+Cost: one listing per store per ``calendar_interval_s`` (pages of Booxi's size), through
+the one rate budget at the poll priority, on the leading replica only (the scheduler's
+jobs run there alone). **choice**: Booxi may refuse the listing without ``clientId``
+(400, the ``booking-list-client-only`` dialect); then the failure is recorded, the poll
+backs off as a failing staff poll does (a 400 costs Booxi's quota double), and the queue
+is kept by webhooks, writes and the staff polls alone, its answers marked stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
+
+from mirror import answers
+from mirror.booxi_errors import BooxiError
+from mirror.budget import Priority
+from mirror.client import BooxiClient
+from mirror.fill import chunks
+from mirror.poller import Window, reconcile_booking
+from storage import bookings, store_queue, sync_state
+from storage.rows import booking_row, group_event_row
+from storage.times import utcnow
+from storage.writer import Writer
+
+log = logging.getLogger(__name__)
+
+KIND = "queue"
+
+
+@dataclasses.dataclass
+class QueuePoll:
+    """What one queue poll did."""
+
+    merchant_id: int
+    bookings: int = 0
+    queued: int = 0
+    looked_up: int = 0
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+async def poll_store_queue(
+    client: BooxiClient, writer: Writer, merchant_id: int, window: Window, *, fill: bool = False
+) -> QueuePoll:
+    """Refresh one store's bookings over ``window`` and reconcile its queue.
+
+    ``fill=True``: a first-demand fill for the read API, at the fill priority; a failure
+    is recorded as a poll's is (so reads do not ask again), then ``BooxiError`` raised."""
+    started = time.perf_counter()
+    attempted = utcnow()
+    result = QueuePoll(merchant_id)
+    priority = Priority.FILL if fill else Priority.POLL
+    try:
+        pages = []
+        for lo, hi in chunks(window.start, window.end):
+            async for page in client.iter_store_bookings(
+                merchant_id, start=lo, end=hi, booking_methods=("Appointment",), priority=priority
+            ):
+                pages.append(page)
+    except BooxiError as error:
+        result.error = f"{type(error).__name__}: {error}"
+        await writer.run(_failure(merchant_id, attempted, result.error))
+        log.warning("poll.queue.failed", extra={"merchant_id": merchant_id, "error": result.error})
+        if fill:
+            raise
+        result.duration_ms = _ms(started)
+        return result
+    found = [
+        b
+        for p in pages
+        for b in answers.items(p, "bookings")
+        if isinstance(b, dict) and b.get("merchantId") == merchant_id
+    ]
+    start_key, end_key = window.keys()
+    source = "fill" if fill else "poll"
+
+    def save(conn: Connection) -> list[str]:
+        now = utcnow()
+        rows = [booking_row(b, source, now) for b in found]
+        before = bookings.stored_versions(conn, (r["booking_id"] for r in rows))
+        written = bookings.upsert_bookings(conn, rows, strictly_newer=False)
+        changed = {
+            r["booking_id"]
+            for r in rows
+            if r["booking_id"] in written and before.get(r["booking_id"]) != r["modified_on"]
+        }
+        # only what changed: a calendar's events are the staff polls' to keep
+        bookings.replace_derived_events(
+            conn, [b for b in found if b["bookingId"] in changed], source=source, now=now
+        )
+        bookings.upsert_group_events(
+            conn,
+            [
+                group_event_row(g, source, now)
+                for p in pages
+                for g in answers.items(p, "groupEvents")
+            ],
+        )
+        result.bookings = len(rows)
+        result.queued = len(store_queue.queued_ids(rows))
+        missing = store_queue.queued_not_returned(
+            conn, merchant_id, start_key, end_key, {r["booking_id"] for r in rows}, attempted
+        )
+        sync_state.record_success(
+            conn,
+            store_queue.queue_scope(merchant_id),
+            kind=KIND,
+            attempted_at=attempted,
+            window=(window.start, window.end),
+            merchant_id=merchant_id,
+        )
+        return missing
+
+    missing = await writer.run(save)
+    for booking_id in missing:
+        await reconcile_booking(client, writer, booking_id)
+        result.looked_up += 1
+    result.duration_ms = _ms(started)
+    log.info(
+        "poll.queue.done",
+        extra={
+            "merchant_id": merchant_id,
+            "bookings": result.bookings,
+            "queued": result.queued,
+            "looked_up": result.looked_up,
+            "duration_ms": result.duration_ms,
+        },
+    )
+    return result
+
+
+def _failure(merchant_id: int, attempted: dt.datetime, error: str) -> Callable[[Connection], int]:
+    def job(conn: Connection) -> int:
+        return sync_state.record_failure(
+            conn,
+            store_queue.queue_scope(merchant_id),
+            kind=KIND,
+            attempted_at=attempted,
+            error=error,
+            merchant_id=merchant_id,
+        )
+
+    return job
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
