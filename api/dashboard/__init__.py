@@ -5,7 +5,8 @@ operators and managers, behind the API's keys.
 - ``api.dashboard.render``: templates (``templates/``, Jinja2, autoescaped), security
   headers, ``page()`` (session, CSRF, errors as HTML pages);
 - ``api.dashboard.panels``: what the pages show, read through the app's reader;
-- ``api.dashboard.pages``: the handlers.
+- ``api.dashboard.pages``: the handlers;
+- ``api.dashboard.dispatching``: the dispatch queue and its actions (``api.queue``).
 
 Public: ``setup(app)`` adds the routes (``ROUTES``) and ``/static/`` (the stylesheet:
 no asset comes from elsewhere, so it works offline).
@@ -18,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.dashboard import pages
+from api.dashboard import dispatching, pages
 from api.dashboard.render import setup_templates
 
 STATIC = Path(__file__).parent / "static"
@@ -31,6 +32,7 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", "/dashboard/staff/{staffId}", pages.staff_week, "dashboard-staff-week"),
     ("GET", "/dashboard/clients", pages.find_client, "dashboard-find-client"),
     ("GET", "/dashboard/clients/{clientId}", pages.client_history, "dashboard-client"),
+    ("POST", "/dashboard/queue/{bookingId}", dispatching.act, "dashboard-dispatch"),
 )
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 
 from aiohttp import web
 
-from api.dashboard import panels, session
+from api.dashboard import dispatching, panels, session
 from api.dashboard.render import (
     SIGN_IN_PATH,
     PageError,
@@ -75,13 +75,15 @@ async def home(request: web.Request) -> web.StreamResponse:
     overview = await request.app[READER].run(
         panels.read_overview, stores, config.api.staleness_s, utcnow()
     )
-    context = {"overview": overview, "queues": [], "done": _done(request)}
+    context = {
+        "overview": overview,
+        "queues": await dispatching.read_queues(request, overview),
+        "can_dispatch": "write" in caller.scopes,
+        "done": dispatching.confirmation(
+            request.query.get("done", ""), request.query.get("booking", "")
+        ),
+    }
     return render(request, "home.html", context)
-
-
-def _done(request: web.Request) -> str:
-    """The confirmation of the last action (``?done=``), from a fixed list only."""
-    return {"signed-in": "Signed in."}.get(request.query.get("done", ""), "")
 
 
 # ---- a staff member's week --------------------------------------------------------------

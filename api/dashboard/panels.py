@@ -154,7 +154,7 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def _zone(name: object) -> ZoneInfo:
+def zone_of(name: object) -> ZoneInfo:
     try:
         return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -204,7 +204,7 @@ def read_week(
     staff_row = conn.execute("SELECT raw FROM staff WHERE id = ?", (staff_id,)).fetchone()
     merchant_row = conn.execute("SELECT raw FROM merchant WHERE id = ?", (merchant_id,)).fetchone()
     merchant_raw = _loads(merchant_row[0] if merchant_row else None)
-    zone = _zone(merchant_raw.get("timeZone"))
+    zone = zone_of(merchant_raw.get("timeZone"))
     first = dt.datetime.combine(monday, dt.time(), zone)
     last = first + dt.timedelta(days=7)
     start, end = instant_key(first.astimezone(dt.UTC)), instant_key(last.astimezone(dt.UTC))
@@ -308,9 +308,12 @@ def read_history(conn: ReadConnection, client_id: int, caller: Principal) -> His
     return History(client_id, name, visits, page.last is not None)
 
 
-def shown_time(text: str) -> str:
-    """An instant as stored, shown ``YYYY-MM-DD HH:MM UTC``."""
+def shown_time(text: str, zone: ZoneInfo | None = None) -> str:
+    """An instant as stored, shown ``YYYY-MM-DD HH:MM`` and its zone (UTC by default)."""
     try:
-        return parse_instant(text).strftime("%Y-%m-%d %H:%M UTC")
+        moment = parse_instant(text)
     except ValueError:
         return text
+    if zone is None:
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M ") + str(zone)
