@@ -82,7 +82,7 @@ async def run_audit(
 ) -> AuditOutcome:
     """Audit (and with ``fix``, repair) the staff in scope; ``AuditError`` if impossible."""
     from cli.runtime import open_runtime
-    from mirror.audit import audit, audit_scope
+    from mirror.audit import audit, audit_scope, record_audit
     from mirror.poller import Window
     from mirror.repair import repair
     from storage.times import utcnow
@@ -93,6 +93,7 @@ async def run_audit(
         window = Window.around(utcnow(), config.sync.horizon_days)
         found = await audit(runtime.client, runtime.engine, staff, window, on_staff=on_audit)
         if not fix or not found.differences:
+            await record_audit(runtime.writer, found, [] if fix else None)
             return AuditOutcome(found)
         repaired = await repair(
             runtime.client,
@@ -102,6 +103,7 @@ async def run_audit(
             on_staff=on_repair,
             on_recheck=on_recheck,
         )
+        await record_audit(runtime.writer, found, repaired.left)
         return AuditOutcome(found, repaired)
 
 

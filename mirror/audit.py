@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -44,10 +45,11 @@ from mirror.booxi_errors import BooxiError, BooxiNotFound
 from mirror.client import BooxiClient
 from mirror.poller import BOOXI_PAST_LIMIT, Window
 from mirror.sync import CONCURRENCY, staff_in_scope
-from storage import pii, resync
+from storage import audits, pii, resync
 from storage.errors import MalformedError, UserError
 from storage.rows import Json, booking_row
 from storage.times import instant_key, parse_instant, utcnow
+from storage.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,32 @@ class AuditResult:
             "by_staff": {str(s): kinds for s, kinds in self.by_staff().items()},
             "differences": [d.as_json() for d in self.differences],
         }
+
+
+def _counts(differences: Sequence[Difference]) -> dict[int, dict[str, int]]:
+    table: dict[int, dict[str, int]] = {}
+    for diff in differences:
+        if diff.staff_id is not None:
+            row = table.setdefault(diff.staff_id, {})
+            row[diff.kind] = row.get(diff.kind, 0) + 1
+    return table
+
+
+async def record_audit(
+    writer: Writer, found: AuditResult, left: Sequence[Difference] | None = None
+) -> None:
+    """Keep what an audit found, counted per staff member and kind (``left``: what a
+    repair left), for the dashboard's drift summary (``storage.audits``)."""
+    await writer.run(
+        functools.partial(
+            audits.record_audit,
+            finished_at=utcnow(),
+            window=(found.window.start, found.window.end),
+            staff=found.staff,
+            found=_counts(found.differences),
+            left=None if left is None else _counts(left),
+        )
+    )
 
 
 async def audit_scope(

@@ -338,6 +338,23 @@ class BudgetEntry(SQLModel, table=True):
 TABLES = SQLModel.metadata
 
 
+class AuditRun(SQLModel, table=True):
+    """What the latest drift audits found (``booxi-mirror audit``, ``storage.audits``,
+    migration 0012), for the dashboard: counts only, never an object's data. ``staff`` is
+    the JSON list of the staff ids audited; ``found`` and ``remaining`` map each staff id to
+    ``{kind: count}`` of its differences (``remaining``: after ``--repair``, else null)."""
+
+    __tablename__ = "audit_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    finished_at: dt.datetime = _at(index=True)
+    window_start: dt.datetime = _at()
+    window_end: dt.datetime = _at()
+    staff: str = Field(sa_column=Column(Text, nullable=False))
+    found: str = Field(sa_column=Column(Text, nullable=False))
+    remaining: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """A model's Core table, which the storage functions build their statements from
     (SQLModel sets ``__table__`` on table models only, so its type does not show it)."""

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 from typing import Any
 
 import aiohttp
 import pytest
 
+from cli.repair import run_audit
+from mirror.config import Config
 from mirror.sync import run_pass
-from tests.conftest import API_KEY, MirrorApp, Sim, Store, booxi_client, rfc3339
+from tests.conftest import (
+    API_KEY,
+    PARTNER_KEY,
+    WEBHOOK_SECRET,
+    MirrorApp,
+    Sim,
+    Store,
+    booxi_client,
+    rfc3339,
+)
 
 STORE_KEY = "dashboard-store-key-0123456789"
 OTHER_KEY = "dashboard-other-key-0123456789"
@@ -383,3 +395,53 @@ async def test_dashboard_declines_a_request_and_says_so(queued) -> None:
     assert f"Request {booking_id} declined." in html
     assert f'id="request-{booking_id}"' not in html
     assert sim.world.bookings[booking_id]["status"] == "Cancelled"
+
+
+# ---- the last audit ------------------------------------------------------------------
+async def test_dashboard_shows_the_last_audits_drift_for_the_keys_stores(
+    synced, store: Store
+) -> None:
+    sim, app, first, second = synced
+    session = await signed_in(app, STORE_KEY)
+    async with session, session.get(app.url + "/") as response:
+        assert "No audit recorded for these stores yet" in await response.text()
+    tampered = (
+        await store.rows(
+            "SELECT booking_id, staff_id FROM booking WHERE merchant_id = :m "
+            "AND staff_id IS NOT NULL AND status != 'Cancelled' ORDER BY booking_id LIMIT 1",
+            m=first,
+        )
+    )[0]
+    with sqlite3.connect(store.path) as conn:  # a row edited behind the mirror's back
+        conn.execute(
+            "UPDATE booking SET raw = json_set(raw, '$.quickNote', 'edited') WHERE booking_id = ?",
+            (tampered["booking_id"],),
+        )
+    config = Config.model_validate(
+        {
+            "booxi": {"base_url": sim.api, "partner_key": PARTNER_KEY, "timeout_s": 2},
+            "storage": {"url": store.url},
+            "sync": {"horizon_days": 14},
+            "webhook": {"secret": WEBHOOK_SECRET},
+        }
+    )
+    found = (await run_audit(config)).found
+    by_staff = found.by_staff()
+    assert "content_differs" in by_staff[tampered["staff_id"]]
+    mine = [s for s in staff_ids(sim, first) if s in by_staff]
+    theirs = [s for s in staff_ids(sim, second) if s in by_staff]
+    total = sum(sum(by_staff[s].values()) for s in mine)
+    for key, shown, hidden, count in (
+        (STORE_KEY, mine, theirs, total),
+        (OTHER_KEY, theirs, mine, sum(sum(by_staff[s].values()) for s in theirs)),
+    ):
+        session = await signed_in(app, key)
+        async with session, session.get(app.url + "/") as response:
+            html = await response.text()
+        section = html[html.index('id="audit"') :]
+        assert f"<strong>{count} difference" in section, key
+        assert ("content differs 1" in section) is (key == STORE_KEY)
+        for staff_id in shown:
+            assert f'href="/dashboard/staff/{staff_id}">{staff_id}</a>' in section
+        for staff_id in hidden:
+            assert f"/dashboard/staff/{staff_id}" not in section

@@ -20,7 +20,7 @@ from api.auth import Principal
 from api.freshness import Freshness
 from api.ops import unreachable_at_last_attempt
 from mirror.config import Config
-from storage import inspection, reads
+from storage import audits, inspection, reads
 from storage.read_connection import ReadConnection
 from storage.times import instant_key, parse_instant
 
@@ -57,6 +57,7 @@ class Overview:
     reference: inspection.ScopeSync | None
     latest_webhook_at: dt.datetime | None
     failures: list[inspection.InboxRow]
+    audit: audits.AuditSummary | None
 
     @property
     def webhook_lag_s(self) -> float | None:
@@ -100,8 +101,8 @@ def _state(sync: inspection.StaffSync, staleness_s: float, now: dt.datetime) -> 
 def read_overview(
     conn: ReadConnection, stores: Sequence[int] | None, staleness_s: float, now: dt.datetime
 ) -> Overview:
-    """Freshness of the stores' staff calendars, the reference data, the webhook lag and
-    the latest inbox events not applied, in one snapshot."""
+    """Freshness of the stores' staff calendars, the reference data, the webhook lag, the
+    latest inbox events not applied and the last audit's findings, in one snapshot."""
     syncs = [] if stores == () else inspection.list_staff_syncs(conn, stores or ())
     staff = [
         StaffRow(
@@ -119,6 +120,7 @@ def read_overview(
         reference=inspection.find_scope_sync(conn, "reference"),
         latest_webhook_at=inspection.find_latest_webhook_at(conn),
         failures=inspection.list_inbox_failures(conn, stores, INBOX_LIMIT),
+        audit=None if stores == () else audits.find_last_audit(conn, stores),
     )
 
 
