@@ -445,3 +445,23 @@ async def test_dashboard_shows_the_last_audits_drift_for_the_keys_stores(
             assert f'href="/dashboard/staff/{staff_id}">{staff_id}</a>' in section
         for staff_id in hidden:
             assert f"/dashboard/staff/{staff_id}" not in section
+
+
+async def test_dashboard_week_refuses_dates_it_cannot_show(synced) -> None:
+    sim, app, first, _second = synced
+    staff_id = staff_ids(sim, first)[0]
+    session = await signed_in(app, STORE_KEY)
+    async with session:
+        for week, status in (
+            ("0001-01-01", 400),
+            ("9999-12-31", 400),
+            ("2026-02-30", 400),
+            ("2026-12-09", 200),
+        ):
+            async with session.get(
+                app.url + f"/dashboard/staff/{staff_id}", params={"week": week}
+            ) as response:
+                html = await response.text()
+                assert response.status == status, (week, html[-300:])
+                assert response.content_type == "text/html"
+    assert "week of 2026-12-07" in html  # the Monday of the date given

@@ -2,8 +2,8 @@
 system's Chromium (Debian's ``chromium``, which ``.ci/run`` installs; Playwright downloads
 nothing). Without Playwright or a browser these tests skip, saying which is missing.
 
-A screenshot of the dashboard, at a tablet's width, is saved to
-``tests/artifacts/dashboard.png`` (not committed)."""
+Screenshots of the dashboard and of a staff member's week, at a tablet's width, are
+saved to ``tests/artifacts/`` (``dashboard.png``, ``week.png``; not committed)."""
 
 from __future__ import annotations
 
@@ -166,6 +166,7 @@ async def test_dashboard_dispatches_a_request_into_a_staff_members_week(browser,
     entry = page.locator(f'[data-booking="{booking_id}"]').first  # one per service
     await entry.wait_for()
     assert "Approved" in await entry.inner_text()
+    await page.screenshot(path=str(ARTIFACTS / "week.png"))
     assert sim.world.bookings[booking_id]["staffId"] == staff_id  # Booxi has it too
 
     # and the other store still sees neither

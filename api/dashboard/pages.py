@@ -22,6 +22,7 @@ from mirror.vocabulary import MAX_ID
 from storage.times import utcnow
 
 HOME = "/"
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 12), dt.date(2199, 12, 20)
 
 
 # ---- signing in and out -----------------------------------------------------------------
@@ -95,6 +96,8 @@ async def staff_week(request: web.Request) -> web.StreamResponse:
         day = dt.date.fromisoformat(request.query.get("week") or utcnow().date().isoformat())
     except ValueError:
         raise PageError(400, "week must be a date, YYYY-MM-DD.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # the instants the mirror takes (storage.times)
+        raise PageError(400, f"week must be from {FIRST_DAY} to {LAST_DAY}.")
     monday = panels.week_start(day)
     config = request.app[CONFIG]
     week = await request.app[READER].run(
