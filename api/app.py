@@ -1,9 +1,11 @@
-"""``create_app(config, engine=..., writer=..., reader=..., booxi=...)``: the mirror's
-aiohttp application (routes in ``api.routes``)."""
+"""``create_app(config, engine=..., writer=..., reader=..., booxi=..., parts=...)``: the
+mirror's aiohttp application (routes in ``api.routes``). What runs beside the routes
+(reader, ready answers, re-polls) starts and stops with it, in ``app.cleanup_ctx``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +40,10 @@ from storage.reader import Reader
 from storage.writer import Writer
 
 MAX_BODY = 1024 * 1024
+CleanupContext = (
+    Callable[[web.Application], AbstractAsyncContextManager[None]]
+    | Callable[[web.Application], AsyncIterator[None]]
+)
 
 
 def create_app(
@@ -47,7 +53,10 @@ def create_app(
     writer: Writer,
     reader: Reader | None = None,
     booxi: BooxiClient | None = None,
+    parts: Sequence[CleanupContext] = (),
 ) -> web.Application:
+    """``parts``: ``cleanup_ctx`` entries that the application's own run on (``serve``'s
+    database, writer and Booxi client): started before them, stopped after them."""
     metrics = Metrics()  # a registry per application: several can run in one process
     app = web.Application(
         middlewares=[metrics.middleware(), error_middleware, booxi_api_middleware],
@@ -61,6 +70,7 @@ def create_app(
     app[FILL_LOCKS] = {}
     app[FILL_GUARD] = FillGuard.from_config(config.api)
     app[NO_RETENTION] = PendingNoRetention()
+    app.cleanup_ctx.extend(parts)
 
     async def load_cursor_key(app: web.Application) -> None:
         """This database's cursor key (made if missing), before the first request."""
@@ -84,10 +94,11 @@ def create_app(
         repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
         app[REPOLL] = repoller
 
-        async def stop_repolls(_: web.Application) -> None:
-            await repoller.close()
+        async def repolls_ctx(_: web.Application) -> AsyncIterator[None]:
+            yield
+            await repoller.close()  # before the parts it runs on stop
 
-        app.on_cleanup.append(stop_repolls)
+        app.cleanup_ctx.append(repolls_ctx)
     for method, path, handler, name in ROUTES:
         app.router.add_route(method, path, handler, name=name)
     return app
