@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import openapi
-from api.errors import error_middleware
 from api.fill_guard import FILL_GUARD, FillGuard
 from api.invalidation import follow, writes
 from api.keys import (
@@ -27,7 +26,7 @@ from api.keys import (
     WRITER,
 )
 from api.metrics import Metrics
-from api.middleware import booxi_api_middleware
+from api.middleware import front_door
 from api.query import CURSOR_KEY
 from api.ready import READY, ReadyAnswers, max_bytes_of
 from api.retention_marks import PendingNoRetention
@@ -59,7 +58,7 @@ def create_app(
     database, writer and Booxi client): started before them, stopped after them."""
     metrics = Metrics()  # a registry per application: several can run in one process
     app = web.Application(
-        middlewares=[metrics.middleware(), error_middleware, booxi_api_middleware],
+        middlewares=[front_door(metrics)],
         client_max_size=MAX_BODY,
     )
     app[METRICS] = metrics

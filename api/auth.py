@@ -20,7 +20,6 @@ scopes: ``read`` for ``GET`` (and the read-only ``POST``s), ``write`` for the re
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hmac
 
 from aiohttp import web
@@ -116,11 +115,24 @@ def authenticate(keys: tuple[ApiKey, ...], request: web.Request) -> Principal:
     return match
 
 
-@functools.lru_cache(maxsize=8)
 def _prepared(keys: tuple[ApiKey, ...]) -> tuple[tuple[bytes, Principal], ...]:
     """Each key's secret as bytes and its ``Principal``, made once per configuration
-    rather than on every request (``Principal`` is frozen: one is shared by requests)."""
-    return tuple((key.key.get_secret_value().encode(), Principal.of(key)) for key in keys)
+    rather than on every request (``Principal`` is frozen: one is shared by requests).
+    Remembered by the keys' identity: hashing the models on every request cost more
+    than the comparison."""
+    if _last.keys is not keys:
+        _last.prepared = tuple((k.key.get_secret_value().encode(), Principal.of(k)) for k in keys)
+        _last.keys = keys
+    return _last.prepared
+
+
+@dataclasses.dataclass
+class _Prepared:
+    keys: tuple[ApiKey, ...] | None = None
+    prepared: tuple[tuple[bytes, Principal], ...] = ()
+
+
+_last = _Prepared()
 
 
 def principal(request: web.Request) -> Principal:

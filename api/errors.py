@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +53,19 @@ def json_error(
     )
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
+def error_answer(request: web.Request, error: Exception) -> web.Response:
+    """The answer to an error raised by a handler of the mirror's own routes (the front
+    door, ``api.middleware``, calls it; a redirect is not an error and is re-raised
+    before): this module's shape, and a logged traceback with a bare 500 for anything
+    unexpected."""
+    if isinstance(error, ApiError):
         return json_error(error.status, error.message, error.code)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
+    if isinstance(error, web.HTTPException):
         allow = error.headers.get("Allow")
         return json_error(error.status, error.reason, headers={"Allow": allow} if allow else None)
-    except Exception:
-        log.exception("api.unhandled", extra={"path": request.path, "method": request.method})
-        return json_error(500, "internal error")
+    log.error(
+        "api.unhandled",
+        extra={"path": request.path, "method": request.method},
+        exc_info=(type(error), error, error.__traceback__),
+    )
+    return json_error(500, "internal error")

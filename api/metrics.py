@@ -2,7 +2,7 @@
 (several applications run in one test process; the global registry would mix them).
 
 - ``booxi_mirror_http_request_duration_seconds{route,method,status_class}``: observed
-  by ``Metrics.middleware()`` for every request; ``route`` is the route's name in
+  by the front door (``api.middleware``) for every request; ``route`` is the route's name in
   ``api.routes`` (``unmatched`` for a path no route serves), ``status_class`` is ``2xx``,
   ``4xx``... (a request whose client went away before the answer counts as ``4xx``, 499).
 - ``booxi_mirror_poll_leader``: 1 while this replica runs the poller, else 0
@@ -15,16 +15,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import math
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -86,29 +82,6 @@ class Metrics:
         if child is None:  # labels() takes a lock and builds a key: once per combination
             child = self._children[labels] = self.request_duration.labels(*labels)
         child.observe(seconds)
-
-    def middleware(self) -> Middleware:
-        """Times every request, from the outermost layer (after errors became answers)."""
-
-        @web.middleware
-        async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as error:
-                status = error.status
-                raise
-            except asyncio.CancelledError:  # the client went away before the answer
-                status = CLIENT_GONE
-                raise
-            finally:
-                route = request.match_info.route.name or "unmatched"
-                self.observe(route, request.method, status, time.perf_counter() - started)
-
-        return request_metrics
 
     def render(self, snapshot: Snapshot, accept: str = "") -> tuple[bytes, str]:
         """The exposition (text format, or OpenMetrics if ``accept`` asks) and its type."""

@@ -12,7 +12,7 @@ Nothing in ``storage``, ``mirror`` or ``api`` imports this package
   and the HTTP API (``api``) into one application whose ``cleanup_ctx`` starts and
   stops every part, and ``serve()``, which listens with it until stopped.
 - ``cli.demo``: ``run_demo()``, the simulator and the mirror together.
-- ``cli.logs``: ``configure_logging()``, ``register_secret()``, ``RedactSecrets``.
+- ``cli.logs``: ``configure_logging()``, ``register_secret()``, ``hold_lines()``.
 - The commands, a module each or per theme: ``cli.config``, ``cli.db``, ``cli.serve``
   (``serve``, ``sync``), ``cli.sim`` (``sim``, ``demo``), ``cli.repair`` (``audit``,
   ``resync``, with ``run_audit()`` and ``run_resync()``), ``cli.privacy``, and the

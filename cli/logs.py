@@ -5,7 +5,8 @@ with secrets redacted.
 ``--log-format`` changes them); every other module only does
 ``log = logging.getLogger(__name__)`` and logs with %-style arguments and ``extra=``.
 ``register_secret()`` adds a value (a key, a webhook secret) that must never reach a log
-line: the ``RedactSecrets`` filter on the handler replaces it with ``[redacted]``.
+line: the handler replaces it with ``[redacted]`` in each finished line (message,
+extras and traceback alike, in the form the line writes it: as sent, or JSON-escaped).
 
 Formats (``--log-format``): ``json``, one object per line (``timestamp``, ``level``,
 ``logger``, ``message``, then the ``extra=`` fields, and ``exc_info`` with a
@@ -15,13 +16,20 @@ fields); ``auto`` (the default), text when stderr is a terminal and JSON otherwi
 library's ``json`` from a dict per record: the access log writes one per request, and
 python-json-logger's generic formatter cost three times as much per line (18 against
 6 microseconds, measured), on the read path of every request.
+
+``serve`` holds lines below WARNING for at most ``HOLD_S`` and writes them together
+(``hold_lines()``), as nginx's ``access_log ... buffer= flush=`` does: one write per
+batch rather than one per request. A WARNING or worse writes everything held at once,
+and so does the interpreter's exit.
 """
 
-import datetime as dt
 import json
 import logging
 import sys
-import traceback
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
 LogFormat = Literal["auto", "json", "text"]
@@ -29,6 +37,8 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "text")
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 4
 _secrets: list[str] = []  # longest first: no partial leaks
+HOLD_S = 0.1  # the longest a held line waits (``hold_lines``)
+_HOLD_LINES = 512  # or as many lines
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -42,9 +52,13 @@ _NOISY_LOGGERS = ("aiosqlite", "asyncio", "sqlalchemy.engine", "alembic", "apsch
 
 def register_secret(value: str) -> None:
     """Never let ``value`` reach a log line. Values shorter than 4 characters are ignored."""
-    if len(value) >= _MIN_SECRET_LENGTH and value not in _secrets:
-        _secrets.append(value)
-        _secrets.sort(key=len, reverse=True)
+    if len(value) < _MIN_SECRET_LENGTH:
+        return
+    escaped = json.dumps(value, ensure_ascii=False)[1:-1]  # as a JSON line writes it
+    for form in {value, escaped}:
+        if form not in _secrets:
+            _secrets.append(form)
+    _secrets.sort(key=len, reverse=True)
 
 
 def redact(text: str) -> str:
@@ -55,44 +69,15 @@ def redact(text: str) -> str:
     return text
 
 
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _redact_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_value(item) for item in value)
-    return value
+_second: list[Any] = [None, ""]  # the last second formatted, and its text
 
 
-class RedactSecrets(logging.Filter):
-    """Replace registered secrets in a record's message, args, extras and traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not _secrets:
-            return True
-        try:
-            record.msg, record.args = redact(record.getMessage()), None
-        except Exception:  # bad %-args: the handler reports it, so redact both halves
-            record.msg, record.args = redact(str(record.msg)), _redact_value(record.args)
-        for name, value in vars(record).items():
-            if name not in _RECORD_ATTRS and not isinstance(value, int | float | None):
-                setattr(record, name, _redact_value(value))
-        if record.exc_info and record.exc_info[0] is not None:
-            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-            redacted = redact(text)
-            if redacted != text:  # keep exc_info for other handlers unless it leaks
-                record.exc_info, record.exc_text = None, redacted
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
-
-
-def _utc_time(record: logging.LogRecord) -> str:
-    moment = dt.datetime.fromtimestamp(record.created, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _utc_time(created: float) -> str:
+    """RFC 3339 in UTC to the millisecond; the date and time part made once a second."""
+    second = int(created)
+    if _second[0] != second:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((created - second) * 1000):03d}Z"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -113,17 +98,23 @@ class JsonLines(logging.Formatter):
     written as their ``str()``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "timestamp": _utc_time(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        line.update(_extras(record))
+        extras = _extras(record)
         details = _details(record, self)
         if details is not None:
-            line["exc_info"] = details
-        return json.dumps(line, ensure_ascii=False, default=str)
+            extras["exc_info"] = details
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), extras)
+
+    @staticmethod
+    def line(created: float, level: str, logger: str, message: str, extras: dict[str, Any]) -> str:
+        """A line from its parts (``AccessLines`` writes one without a record)."""
+        line: dict[str, Any] = {
+            "timestamp": _utc_time(created),
+            "level": level,
+            "logger": logger,
+            "message": message,
+        }
+        line.update(extras)
+        return _JSON.encode(line)
 
 
 class TextLines(logging.Formatter):
@@ -132,14 +123,22 @@ class TextLines(logging.Formatter):
     lines below. The date is left out: a terminal shows today's lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        moment = dt.datetime.fromtimestamp(record.created, dt.UTC)
-        fields = " ".join(f"{k}={_text_value(v)}" for k, v in _extras(record).items())
-        line = (
-            f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d} {record.levelname:<7} "
-            f"{record.getMessage()}" + (f"  {fields}" if fields else "")
-        )
+        extras = _extras(record)
+        line = self.line(record.created, record.levelname, record.name, record.getMessage(), extras)
         details = _details(record, self)
         return line if details is None else f"{line}\n{details}"
+
+    @staticmethod
+    def line(created: float, level: str, logger: str, message: str, extras: dict[str, Any]) -> str:
+        """A line from its parts (``logger`` is not shown)."""
+        fields = " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
+        return f"{_utc_time(created)[11:23]} {level:<7} {message}" + (
+            f"  {fields}" if fields else ""
+        )
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # made once: dumps() with
+# options builds an encoder per call
 
 
 def _text_value(value: Any) -> str:
@@ -159,10 +158,20 @@ def resolve_format(log_format: LogFormat, stream: TextIO | None = None) -> Liter
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it), each
+    finished line with the registered secrets redacted; with ``hold`` on, lines below
+    WARNING wait (at most ``HOLD_S``, at most ``_HOLD_LINES``) and go out together,
+    written by a flusher thread or by the line that fills the batch."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self.hold = False
+        # appended to by any thread, drained from the front under ``_out`` (a list's
+        # append, slice and ``del`` are each atomic: nothing appended meanwhile is lost)
+        self._held: list[str] = []
+        self._out = threading.Lock()  # one write at a time, in order
+        self._flusher: threading.Thread | None = None
+        _HANDLERS.add(self)
 
     @property
     def stream(self) -> TextIO:
@@ -171,6 +180,91 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value: TextIO) -> None:
         pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._held.append(line)
+        if record.levelno >= logging.WARNING:
+            self.flush()
+        else:
+            self._wait_or_flush()
+
+    def write_line(self, line: str) -> None:
+        """A finished line at INFO that no record was made for (``cli.access_lines``):
+        redacted, then held or written as ``emit`` does."""
+        self._held.append(redact(line))
+        self._wait_or_flush()
+
+    def _wait_or_flush(self) -> None:
+        if not self.hold or len(self._held) >= _HOLD_LINES:
+            self.flush()
+        elif self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_often, daemon=True)
+            self._flusher.start()
+
+    def _flush_often(self) -> None:
+        while True:
+            time.sleep(HOLD_S)
+            if self._held:
+                self.flush()
+
+    def flush(self) -> None:
+        with self._out:
+            count = len(self._held)
+            if not count:
+                return
+            text = "\n".join(self._held[:count]) + "\n"
+            del self._held[:count]
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # stderr closed or full: nowhere left to say so
+                pass
+
+
+_HANDLERS: weakref.WeakSet[_StderrHandler] = weakref.WeakSet()  # for ``hold_lines``
+
+
+def line_writer(logger: logging.Logger) -> Callable[[str, dict[str, Any]], None] | None:
+    """Where ``logger``'s INFO lines can be written without a ``LogRecord`` (the access
+    log's fast path, ``cli.access_lines``): a function of (message, extras) when the
+    line would reach this module's handler alone; None when it would reach any other
+    handler or filter (a test's capture, say), which then needs the record."""
+    handler: _StderrHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for found in current.handlers:
+            if not isinstance(found, _StderrHandler) or handler is not None or found.filters:
+                return None
+            handler = found
+        current = current.parent if current.propagate else None
+    if handler is None or not logger.isEnabledFor(logging.INFO):
+        return None
+    line, name = handler.formatter.line, logger.name  # type: ignore[union-attr]
+    write = handler.write_line
+
+    def write_info(message: str, extras: dict[str, Any]) -> None:
+        write(line(time.time(), "INFO", name, message, extras))
+
+    return write_info
+
+
+def hold_lines(on: bool = True) -> None:
+    """``serve``: hold lines below WARNING for at most ``HOLD_S`` and write them in one
+    go (see the module's docstring); off writes what is held at once."""
+    for handler in list(_HANDLERS):
+        handler.hold = on
+        if not on:
+            handler.flush()
 
 
 def configure_logging(verbosity: int = 0, log_format: LogFormat = "auto") -> None:
@@ -183,10 +277,11 @@ def configure_logging(verbosity: int = 0, log_format: LogFormat = "auto") -> Non
     """
     handler = _StderrHandler()
     handler.set_name("booxi-mirror")
-    handler.addFilter(RedactSecrets())
     handler.setFormatter(JsonLines() if resolve_format(log_format) == "json" else TextLines())
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "booxi-mirror"]:
+        handler.hold = getattr(old, "hold", False)
+        old.flush()
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity >= 1 else logging.INFO)

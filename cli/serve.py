@@ -14,10 +14,12 @@ from cli.options import load_config_or_exit
 @click.command()
 def serve() -> None:
     """Run the mirror: API, webhook receiver and poller, until SIGTERM or Ctrl-C."""
+    from cli import logs
     from cli.serving import serve as run_serve
 
     config = load_config_or_exit()
     config.require_partner_key()
+    logs.hold_lines()  # one write per batch of access lines, not one per request
     asyncio.run(run_serve(config, ready=lambda url: click.echo(f"booxi-mirror serving on {url}")))
 
 

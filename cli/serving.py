@@ -77,14 +77,14 @@ async def serve(
     ``ready(url)`` is called once the API listens. With ``stop`` given, serving ends when
     it is set, and the caller handles signals (as ``booxi-mirror demo`` does).
     """
-    from api.access_log import AccessLogger
     from api.connections import ConnectionGuard, GuardedSite
+    from cli.access_lines import AccessLines
 
     runner = web.AppRunner(
         build_app(config),
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_GRACE_S,
-        access_log_class=AccessLogger,
+        access_log_class=AccessLines,
         keepalive_timeout=config.api.keepalive_timeout_s,
     )
     signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()

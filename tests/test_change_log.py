@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +303,41 @@ async def test_migration_0010_goes_down_and_up_again_on_postgresql(postgres_url:
             assert await conn.scalar(text(triggers)) == 4 * len(changes.TAGS)
     finally:
         await engine.dispose()
+
+
+async def test_the_probe_sees_each_commit_of_another_connection_before_its_next_answer(
+    tmp_path: Path,
+) -> None:
+    """``Probe.last_seq`` queries only when SQLite's WAL-index header changed: every
+    commit of another connection, however quick the succession, and across checkpoints
+    that restart the WAL, shows in the very next answer; with nothing committed, the
+    answer stays."""
+    path = tmp_path / "mirror.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    await engine.dispose()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    probe = changes.Probe(str(path))
+    try:
+
+        def truth() -> int:
+            return changes.last_seq(other)
+
+        assert probe.last_seq() == truth() == 0
+        for n in range(300):
+            other.execute(
+                "INSERT INTO time_slot (id, staff_id, starts_on, ends_on, type, raw, source, "
+                "synced_at) VALUES (?, 1, '2026-01-05T09:00:00Z', '2026-01-05T10:00:00Z', "
+                "'Available', '{}', 'poll', '2026-01-05T08:00:00Z')",
+                (n,),
+            )
+            if n % 50 == 49:  # the next commit writes the WAL from its start again
+                other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            assert probe.last_seq() == truth() == n + 1
+            assert probe.last_seq() == n + 1  # nothing new: the same answer
+        other.execute("DELETE FROM time_slot WHERE id < 10")
+        assert probe.last_seq() == truth() == 310
+    finally:
+        probe.close()
+        other.close()
