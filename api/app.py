@@ -90,12 +90,11 @@ def create_app(
         _keep_answers_ready(app)
     if booxi is not None:
         app[BOOXI] = booxi
-        repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
-        app[REPOLL] = repoller
+        app[REPOLL] = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
 
-        async def repolls_ctx(_: web.Application) -> AsyncIterator[None]:
+        async def repolls_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
-            await repoller.close()  # before the parts it runs on stop
+            await app[REPOLL].close()  # before the parts it runs on stop
 
         app.cleanup_ctx.append(repolls_ctx)
     for method, path, handler, name in ROUTES:
