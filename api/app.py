@@ -1,6 +1,6 @@
-"""``create_app(config, engine=..., writer=..., reader=..., booxi=..., parts=...)``: the
-mirror's aiohttp application (routes in ``api.routes``). What runs beside the routes
-(reader, ready answers, re-polls) starts and stops with it, in ``app.cleanup_ctx``."""
+"""``create_app(config, engine=..., writer=..., booxi=..., parts=...)``: the mirror's
+aiohttp application (routes in ``api.routes``). What runs beside the routes (reader,
+ready answers, re-polls) starts and stops with it, in ``app.cleanup_ctx``."""
 
 from __future__ import annotations
 
@@ -50,7 +50,6 @@ def create_app(
     *,
     engine: AsyncEngine,
     writer: Writer,
-    reader: Reader | None = None,
     booxi: BooxiClient | None = None,
     parts: Sequence[CleanupContext] = (),
 ) -> web.Application:
@@ -76,15 +75,14 @@ def create_app(
         app[CURSOR_KEY] = await writer.run(cursor_key)
 
     app.on_startup.append(load_cursor_key)
-    if reader is None:  # none given: one of its own
-        own = reader = Reader(engine)
+    reader = Reader(engine)
 
-        async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
-            await own.start()
-            yield
-            await own.close()
+    async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
+        await reader.start()
+        yield
+        await reader.close()
 
-        app.cleanup_ctx.append(reader_ctx)
+    app.cleanup_ctx.append(reader_ctx)
     app[READER] = reader
     if config.api.ready_answers_mb > 0:
         _keep_answers_ready(app)
