@@ -3,14 +3,14 @@ it runs, each started and stopped by the application (``app.cleanup_ctx``, in st
 order; aiohttp stops them in reverse); ``serve(config)`` listens with it until stopped.
 
 The parts, in start order: the database (migrated), the writer and the Booxi client
-(``cli.runtime``), the application's own (``api.app.create_app``: reader, ready answers'
-change feed, re-polls), poll leadership (``mirror.leader``: the poller, with its change
-log pruning and retention, runs while this replica leads), and the start-up freeze."""
+(``cli.runtime``), the application's own (``api.app.create_app``: reader, ready
+answers' change feed and change log pruning, re-polls), poll leadership
+(``mirror.leader``: the poller, and retention with it, runs while this replica leads),
+and the start-up freeze."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -57,7 +57,7 @@ def build_app(config: Config) -> web.Application:
     leadership = _poll_leadership(runtime)
     app[POLL_LEADERSHIP] = leadership  # /readyz says whether this replica polls
     app[METRICS].registry.register(PollLeaderCollector(lambda: leadership.is_leader))
-    app.cleanup_ctx.append(lambda _: _leading(leadership))
+    app.cleanup_ctx.append(_leading(leadership))
     app.cleanup_ctx.append(_freeze_later)
     return app
 
@@ -126,13 +126,16 @@ def _runtime_parts(runtime: Runtime) -> list[CleanupContext]:
     return [database, writer_and_client]
 
 
-@contextlib.asynccontextmanager
-async def _leading(leadership: PollLeadership) -> AsyncIterator[None]:
-    await leadership.start()
-    try:
+def _leading(leadership: PollLeadership) -> CleanupContext:
+    """Poll leadership: tried for at start-up, given up at cleanup (a poll in flight is
+    cut short) before the client closes."""
+
+    async def leading(_: web.Application) -> AsyncIterator[None]:
+        await leadership.start()
         yield
-    finally:
-        await leadership.close()  # a poll in flight is cut short, before the client closes
+        await leadership.close()
+
+    return leading
 
 
 async def _freeze_later(_: web.Application) -> AsyncIterator[None]:
