@@ -1,2 +1,3 @@
-"""The aiohttp application: the webhook receiver and health now; the read API and
-write-through come next. Public names: ``api.app.create_app``."""
+"""The aiohttp application: Booxi's read and write paths, the webhook receiver, the
+mirror's own routes (health, metrics, OpenAPI, a store's queue) and the store dashboard
+(``api.dashboard``, HTML at ``/``). Public names: ``api.app.create_app``."""

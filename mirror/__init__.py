@@ -15,7 +15,8 @@ other way round (``tests/test_layering.py``). Public names:
   ``mirror.leader.PollLeadership`` (which ``serve`` replica runs it).
 - ``mirror.webhooks``: ``verify()``, ``parse_event()``, ``apply_events()``,
   ``reapply_events()`` (``inbox replay``).
-- ``mirror.audit``: ``audit()`` (every difference between the mirror and Booxi now);
+- ``mirror.audit``: ``audit()`` (every difference between the mirror and Booxi now),
+  ``record_audit()`` (its counts kept for the dashboard);
   ``mirror.repair.repair()`` (fixes them); ``mirror.resync.resync_staff()`` (drops and
   rebuilds calendars).
 - ``mirror.privacy``: ``enforce_retention()``.

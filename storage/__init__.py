@@ -29,4 +29,6 @@ Knows nothing of HTTP or of Booxi's API, only of Booxi's JSON objects. Public na
   ``ReadConnection`` (``connect_readonly`` for an SQLite file,
   ``storage.reader.blocking_reads`` for PostgreSQL); ``storage.replay``: which rows of a
   replayed webhook event would change the mirror.
+- ``storage.audits``: the latest drift audits' counts (``record_audit`` by the writer,
+  ``find_last_audit`` by the reader, for the dashboard).
 """
