@@ -24,6 +24,7 @@ from tests.conftest import (
     Store,
     booxi_client,
     rfc3339,
+    sample,
 )
 
 STORE_KEY = "dashboard-store-key-0123456789"
@@ -77,6 +78,7 @@ def staff_ids(sim: Sim, merchant_id: int) -> list[int]:
     return sorted(s["id"] for s in sim.world.staff.values() if s["merchantId"] == merchant_id)
 
 
+@pytest.mark.both_engines
 async def test_dashboard_signs_in_with_a_key_and_sets_a_strict_httponly_cookie(synced) -> None:
     sim, app, first, second = synced
     async with aiohttp.ClientSession() as anonymous:
@@ -200,6 +202,7 @@ async def test_dashboard_refuses_a_forged_or_tampered_session_cookie(synced) -> 
             assert response.status == 303, forged
 
 
+@pytest.mark.both_engines
 async def test_dashboard_shows_a_store_only_its_own_staff_and_clients(synced) -> None:
     sim, app, first, second = synced
     mine, theirs = staff_ids(sim, first)[0], staff_ids(sim, second)[0]
@@ -380,6 +383,7 @@ async def test_dashboard_shows_booxis_refusal_of_a_busy_staff_member(queued) -> 
     assert not sim.world.bookings[booking["bookingId"]].get("staffId")
 
 
+@pytest.mark.both_engines
 async def test_dashboard_declines_a_request_and_says_so(queued) -> None:
     sim, app, first, _second = queued
     booking = a_request(sim, first)
@@ -465,3 +469,75 @@ async def test_dashboard_week_refuses_dates_it_cannot_show(synced) -> None:
                 assert response.status == status, (week, html[-300:])
                 assert response.content_type == "text/html"
     assert "week of 2026-12-07" in html  # the Monday of the date given
+
+
+@pytest.mark.both_engines
+async def test_audits_keep_the_latest_and_show_each_store_its_own(store: Store) -> None:
+    from storage import audits
+    from storage.reader import Reader
+    from storage.reference import upsert_merchants, upsert_staff
+    from storage.rows import merchant_row, staff_row
+
+    now = dt.datetime.now(dt.UTC)
+    merchants = [merchant_row({"id": m, "name": f"Store {m}"}, "poll", now) for m in (1, 2)]
+    staff = [
+        staff_row({"id": 11, "merchantId": 1, "firstName": "A"}, "poll", now),
+        staff_row({"id": 22, "merchantId": 2, "firstName": "C"}, "poll", now),
+    ]
+
+    def reference(conn: Any) -> None:
+        upsert_merchants(conn, merchants)
+        upsert_staff(conn, staff)
+
+    await store.writer.run(reference)
+    window = (dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 22, tzinfo=dt.UTC))
+    for n in range(audits.KEEP + 2):
+        only_store_2 = n == audits.KEEP + 1  # the latest audit: store 2's staff only
+        await store.writer.run(
+            lambda conn, n=n, only=only_store_2: audits.record_audit(
+                conn,
+                finished_at=window[0] + dt.timedelta(minutes=n),
+                window=window,
+                staff=[22] if only else [11, 22],
+                found={22: {"missing": n}} if only else {11: {"extra": n}, 22: {"missing": 1}},
+                left=None,
+            )
+        )
+    assert (await store.rows("SELECT count(*) AS n FROM audit_run"))[0]["n"] == audits.KEEP
+    reader = Reader(store.engine)
+    await reader.start()
+    try:
+        one = await reader.run(audits.find_last_audit, [1])
+        two = await reader.run(audits.find_last_audit, [2])
+        every = await reader.run(audits.find_last_audit, None)
+        none = await reader.run(audits.find_last_audit, [3])
+    finally:
+        await reader.close()
+    assert one is not None and one.staff == [11] and one.found == {11: {"extra": audits.KEEP}}
+    assert one.finished_at == window[0] + dt.timedelta(minutes=audits.KEEP)
+    assert two is not None and two.found == {22: {"missing": audits.KEEP + 1}}
+    assert every == two and none is None
+    assert one.total == audits.KEEP and one.total_left is None
+
+
+async def test_dashboard_lists_inbox_failures_to_the_keys_that_see_them(
+    make_mirror_app,
+) -> None:
+    # a mirror serving two stores: an event of another store is not applied
+    served = await make_mirror_app(api={"keys": keys(1, 2)}, sync={"merchant_ids": [1, 2]})
+    event = sample("webhook-appointment-created.json")
+    event["content"]["booking"]["merchantId"] = 999_999
+    async with (
+        aiohttp.ClientSession() as booxi,
+        booxi.post(
+            served.webhook_url, json=event, headers={"Authorization": f"Bearer {WEBHOOK_SECRET}"}
+        ) as response,
+    ):
+        assert (await response.json())["outcome"] == "ignored"
+    for key, shown in ((API_KEY, True), (STORE_KEY, False)):
+        session = await signed_in(served, key)
+        async with session, session.get(served.url + "/") as response:
+            html = await response.text()
+        section = html[html.index('id="inbox"') : html.index('id="audit"')]
+        assert (event["eventId"] in section) is shown, key
+        assert ("merchant 999999 is not served" in section) is shown, key

@@ -5,6 +5,7 @@ history."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from aiohttp import web
 
@@ -74,7 +75,13 @@ async def home(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     stores = panels.store_scope(caller, config)
     overview = await request.app[READER].run(
-        panels.read_overview, stores, config.api.staleness_s, utcnow()
+        functools.partial(
+            panels.read_overview,
+            stores=stores,
+            staleness_s=config.api.staleness_s,
+            now=utcnow(),
+            every_store=caller.merchant_ids is None,
+        )
     )
     context = {
         "overview": overview,

@@ -99,10 +99,17 @@ def _state(sync: inspection.StaffSync, staleness_s: float, now: dt.datetime) -> 
 
 
 def read_overview(
-    conn: ReadConnection, stores: Sequence[int] | None, staleness_s: float, now: dt.datetime
+    conn: ReadConnection,
+    stores: Sequence[int] | None,
+    staleness_s: float,
+    now: dt.datetime,
+    *,
+    every_store: bool = False,
 ) -> Overview:
     """Freshness of the stores' staff calendars, the reference data, the webhook lag, the
-    latest inbox events not applied and the last audit's findings, in one snapshot."""
+    latest inbox events not applied and the last audit's findings, in one snapshot. A key
+    of ``every_store`` sees every inbox failure, those of stores outside ``[sync]
+    merchant_ids`` too (an event of a store the mirror does not serve is one)."""
     syncs = [] if stores == () else inspection.list_staff_syncs(conn, stores or ())
     staff = [
         StaffRow(
@@ -119,7 +126,9 @@ def read_overview(
         staff=staff,
         reference=inspection.find_scope_sync(conn, "reference"),
         latest_webhook_at=inspection.find_latest_webhook_at(conn),
-        failures=inspection.list_inbox_failures(conn, stores, INBOX_LIMIT),
+        failures=inspection.list_inbox_failures(
+            conn, None if every_store else stores, INBOX_LIMIT
+        ),
         audit=None if stores == () else audits.find_last_audit(conn, stores),
     )
 
