@@ -1,9 +1,11 @@
-"""``create_app(config, engine=..., writer=..., reader=..., booxi=...)``: the mirror's
-aiohttp application (routes in ``api.routes``)."""
+"""``create_app(config, engine=..., writer=..., booxi=..., parts=...)``: the mirror's
+aiohttp application (routes in ``api.routes``). What runs beside the routes (reader,
+ready answers, re-polls) starts and stops with it, in ``app.cleanup_ctx``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +39,10 @@ from storage.reader import Reader
 from storage.writer import Writer
 
 MAX_BODY = 1024 * 1024
+CleanupContext = (
+    Callable[[web.Application], AbstractAsyncContextManager[None]]
+    | Callable[[web.Application], AsyncIterator[None]]
+)
 
 
 def create_app(
@@ -44,9 +50,11 @@ def create_app(
     *,
     engine: AsyncEngine,
     writer: Writer,
-    reader: Reader | None = None,
     booxi: BooxiClient | None = None,
+    parts: Sequence[CleanupContext] = (),
 ) -> web.Application:
+    """``parts``: ``cleanup_ctx`` entries that the application's own run on (``serve``'s
+    database, writer and Booxi client): started before them, stopped after them."""
     metrics = Metrics()  # a registry per application: several can run in one process
     app = web.Application(
         middlewares=[front_door(metrics)],
@@ -60,33 +68,33 @@ def create_app(
     app[FILL_LOCKS] = {}
     app[FILL_GUARD] = FillGuard.from_config(config.api)
     app[NO_RETENTION] = PendingNoRetention()
+    app.cleanup_ctx.extend(parts)
 
     async def load_cursor_key(app: web.Application) -> None:
         """This database's cursor key (made if missing), before the first request."""
         app[CURSOR_KEY] = await writer.run(cursor_key)
 
     app.on_startup.append(load_cursor_key)
-    if reader is None:  # none given: one of its own
-        own = reader = Reader(engine)
+    reader = Reader(engine)
 
-        async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
-            await own.start()
-            yield
-            await own.close()
+    async def reader_ctx(_: web.Application) -> AsyncIterator[None]:
+        await reader.start()
+        yield
+        await reader.close()
 
-        app.cleanup_ctx.append(reader_ctx)
+    app.cleanup_ctx.append(reader_ctx)
     app[READER] = reader
     if config.api.ready_answers_mb > 0:
         _keep_answers_ready(app)
     if booxi is not None:
         app[BOOXI] = booxi
-        repoller = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
-        app[REPOLL] = repoller
+        app[REPOLL] = Repoller(booxi, writer, horizon_days=config.sync.horizon_days)
 
-        async def stop_repolls(_: web.Application) -> None:
-            await repoller.close()
+        async def repolls_ctx(app: web.Application) -> AsyncIterator[None]:
+            yield
+            await app[REPOLL].close()  # before the parts it runs on stop
 
-        app.on_cleanup.append(stop_repolls)
+        app.cleanup_ctx.append(repolls_ctx)
     for method, path, handler, name in ROUTES:
         app.router.add_route(method, path, handler, name=name)
     return app

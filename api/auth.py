@@ -20,6 +20,7 @@ scopes: ``read`` for ``GET`` (and the read-only ``POST``s), ``write`` for the re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 
 from aiohttp import web
@@ -63,6 +64,13 @@ class Principal:
             else frozenset(m for m in key.merchant_ids if isinstance(m, int))
         )
         return cls(key.name, stores, frozenset(key.scopes), key.retain_pii, key.kind)
+
+    @functools.cached_property
+    def sight(self) -> tuple[tuple[int, ...] | None, bool, str]:
+        """What decides which answers it may share (``api.ready``'s key): its stores,
+        whether it keeps personal data, and its kind."""
+        stores = None if self.merchant_ids is None else tuple(sorted(self.merchant_ids))
+        return (stores, self.retain_pii, self.kind)
 
     def sees(self, merchant_id: int | None) -> bool:
         return self.merchant_ids is None or (

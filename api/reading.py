@@ -1,20 +1,16 @@
 """What every read handler shares: stored JSON spliced into an answer, its ``ETag``
-(``If-None-Match`` answers 304), freshness headers, and ready answers (``api.ready``).
-
-The ``ETag`` is strong: a digest of the body's bytes (BLAKE2b, 128 bits), so the same
-answer has the same tag whether it was built just now or kept ready, on any replica.
-``If-None-Match`` compares weakly, as RFC 9110 says (``W/`` ignored; ``*`` matches).
-"""
+(``If-None-Match`` answers 304, ``api.conditional``), freshness headers, and ready
+answers (``api.ready``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
 from api import ready
+from api.conditional import etag_of, respond
 from api.freshness import Freshness
 from api.keys import CONFIG
 
@@ -36,31 +32,9 @@ def answer(
     tag = etag_of(body)
     if tags is not None:
         ready.keep(request, body, tag, freshness, tags)
-    return respond(request, body, tag, freshness)
-
-
-def respond(request: web.Request, body: bytes, etag: str, freshness: Freshness) -> web.Response:
-    """The 200 with ``body``, or a 304 when the caller holds it already; both with the
-    ``ETag`` and the freshness headers of now."""
     headers = freshness.headers(request.app[CONFIG].api.staleness_s)
-    headers["ETag"] = etag
-    if _none_match(request.headers.get("If-None-Match"), etag):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="application/json", headers=headers)
-
-
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
-def _none_match(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    for candidate in header.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == etag:
-            return True
-    return False
+    headers["ETag"] = tag
+    return respond(request, body, headers)
 
 
 def cursor_text(token: str | None) -> str:

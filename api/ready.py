@@ -42,12 +42,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 import logging
+import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from aiohttp import web
 
 from api.auth import principal
+from api.conditional import respond
 from api.freshness import Freshness
 from api.keys import CONFIG
 from storage.changes import Change, Probe
@@ -72,12 +75,28 @@ class Tag:
     hi: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Ready:
     body: bytes
     etag: str
     freshness: Freshness
     tags: tuple[Tag, ...]
+    # the headers last sent, and the (whole seconds of age, stale) they were made for
+    _shown: tuple[tuple[int, bool], dict[str, str]] | None = None
+
+    def headers(self, staleness_s: float) -> dict[str, str]:
+        """The freshness headers of now and the ``ETag``; made again only when ``Age``
+        or staleness would change (a hit within the same second reuses them)."""
+        synced_at = self.freshness.synced_at
+        now = time.time()
+        age = now - synced_at.timestamp() if synced_at is not None else 0.0
+        when = (int(age), age > staleness_s)
+        shown = self._shown
+        if shown is None or shown[0] != when:
+            headers = self.freshness.headers(staleness_s, dt.datetime.fromtimestamp(now, dt.UTC))
+            headers["ETag"] = self.etag
+            self._shown = shown = (when, headers)
+        return shown[1]
 
 
 def _overlap(a_lo: str | None, a_hi: str | None, b_lo: str | None, b_hi: str | None) -> bool:
@@ -269,9 +288,7 @@ READY = web.AppKey("ready", ReadyAnswers)
 
 # ---- what handlers call ----------------------------------------------------------------
 def _key(request: web.Request) -> tuple[Hashable, ...]:
-    caller = principal(request)
-    stores = None if caller.merchant_ids is None else tuple(sorted(caller.merchant_ids))
-    return (request.path, request.query_string, stores, caller.retain_pii, caller.kind)
+    return (request.path, request.query_string, principal(request).sight)
 
 
 def lookup(request: web.Request) -> web.Response | None:
@@ -287,9 +304,7 @@ def lookup(request: web.Request) -> web.Response | None:
     ready = ready_answers.get(key)
     if ready is None:
         return None
-    from api.reading import respond  # the one place answers are finished (it imports us)
-
-    return respond(request, ready.body, ready.etag, ready.freshness)
+    return respond(request, ready.body, ready.headers(request.app[CONFIG].api.staleness_s))
 
 
 def keep(

@@ -1,7 +1,7 @@
 """``booxi-mirror demo``: the Booxi simulator and the mirror in one process, wired together.
 
 The simulator (``simulator.run_simulator``) serves a generated world; the mirror
-(``cli.runtime.serve``) polls it with short intervals, on an SQLite file kept between
+(``cli.serving.serve``) polls it with short intervals, on an SQLite file kept between
 runs, and receives its webhooks. One generated partner key is shared by both; the
 mirror's API key (read and write, every store) and the webhook secret are generated
 too. SIGINT or SIGTERM stops the mirror, then the simulator.
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.runtime import serve
+from cli.serving import serve
 from mirror.config import Config
 from storage.errors import UserError
 

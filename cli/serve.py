@@ -1,6 +1,6 @@
 """``booxi-mirror serve`` and ``booxi-mirror sync``: run the mirror, until stopped or for
-one pass. The work is in ``cli.runtime``, imported when a command runs, so that
-``--help`` stays quick."""
+one pass. The work is in ``cli.serving`` and ``cli.runtime``, imported when a command
+runs, so that ``--help`` stays quick."""
 
 import asyncio
 import sys
@@ -15,7 +15,7 @@ from cli.options import load_config_or_exit
 def serve() -> None:
     """Run the mirror: API, webhook receiver and poller, until SIGTERM or Ctrl-C."""
     from cli import logs
-    from cli.runtime import serve as run_serve
+    from cli.serving import serve as run_serve
 
     config = load_config_or_exit()
     config.require_partner_key()

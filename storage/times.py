@@ -10,6 +10,8 @@ import re
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
 )
+# what Booxi sends: whole seconds in UTC; its key is the text and six zeros
+_WHOLE_SECONDS_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z", re.ASCII)
 # the instants the mirror accepts from anyone (its callers, Booxi): **choice**, wide
 # enough for any booking, narrow enough that every one has a 4-digit UTC year and that
 # no offset can carry it outside what ``datetime`` holds
@@ -50,6 +52,10 @@ def instant_key(value: dt.datetime | str) -> str:
     The year is always written with 4 digits (``strftime("%Y")`` does not pad years
     below 1000 on every platform).
     """
+    if isinstance(value, str) and _WHOLE_SECONDS_Z.match(value):  # Booxi's own form
+        naive = dt.datetime.fromisoformat(value[:19])  # ValueError for a bad date or time
+        if EARLIEST.year <= naive.year <= LATEST.year:
+            return value[:19] + ".000000Z"
     moment = parse_instant(value) if isinstance(value, str) else value
     if moment.tzinfo is None:
         raise ValueError("naive datetime: give a timezone-aware one")

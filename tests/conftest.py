@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
 
 from simulator import SimSettings, create_app
 from simulator.keys import WORLD
@@ -172,9 +173,9 @@ SimFactory = Callable[..., Awaitable[Sim]]
 
 
 @pytest.fixture
-async def make_sim() -> AsyncIterator[SimFactory]:
-    """Start simulators with settings overridden per test; all stopped at the end."""
-    started: list[Sim] = []
+async def make_sim(aiohttp_server: AiohttpServer) -> AsyncIterator[SimFactory]:
+    """Start simulators with settings overridden per test (``aiohttp_server`` stops them)."""
+    sessions: list[aiohttp.ClientSession] = []
 
     async def start(**overrides: Any) -> Sim:
         settings = SimSettings(
@@ -189,19 +190,16 @@ async def make_sim() -> AsyncIterator[SimFactory]:
                 **overrides,
             }
         )
-        server = TestServer(create_app(settings), host="127.0.0.1")
-        await server.start_server()
+        server = await aiohttp_server(create_app(settings))
         session = aiohttp.ClientSession(
             headers={"Booxi-PartnerKey": PARTNER_KEY}, timeout=aiohttp.ClientTimeout(total=30)
         )
-        sim = Sim(server, session)
-        started.append(sim)
-        return sim
+        sessions.append(session)
+        return Sim(server, session)
 
     yield start
-    for sim in started:
-        await sim.session.close()
-        await sim.server.close()
+    for session in sessions:
+        await session.close()
 
 
 @pytest.fixture
@@ -233,7 +231,7 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
     app = web.Application()
     holder: list[Receiver] = []
 
@@ -248,11 +246,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         return web.Response(status=204)
 
     app.router.add_post("/hook", hook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    holder.append(Receiver(server))
-    yield holder[0]
-    await server.close()
+    holder.append(Receiver(await aiohttp_server(app)))
+    return holder[0]
 
 
 # ---- the mirror's side -------------------------------------------------------------
@@ -462,17 +457,19 @@ class MirrorApp:
 
 
 @pytest.fixture
-async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable[MirrorApp]]]:
-    """Start the mirror's aiohttp application over ``store``, config sections overridden."""
+async def make_mirror_app(
+    store: Store, aiohttp_server: AiohttpServer
+) -> AsyncIterator[Callable[..., Awaitable[MirrorApp]]]:
+    """Start the mirror's aiohttp application over ``store``, config sections overridden.
+
+    The application starts and stops what it runs (its reader, its ready answers...)
+    in its ``cleanup_ctx``; its servers are closed here, while ``store`` is still open
+    (``aiohttp_server`` closes them after ``store`` when the simulator came first)."""
     from api.access_log import AccessLogger
     from api.app import create_app
     from mirror.config import Config
 
-    servers: list[TestServer] = []
-
-    from storage.reader import Reader
-
-    readers: list[Reader] = []
+    started: list[MirrorApp] = []
 
     async def start(*, booxi: Any = None, **sections: Any) -> MirrorApp:
         values = {
@@ -484,22 +481,14 @@ async def make_mirror_app(store: Store) -> AsyncIterator[Callable[..., Awaitable
         # subject of tests/test_fill_guard.py only
         values["api"] = {**UNLIMITED_FILLS, **values["api"]}
         config = Config.model_validate(values)
-        reader = Reader(store.engine)
-        await reader.start()
-        readers.append(reader)
-        app = create_app(
-            config, engine=store.engine, writer=store.writer, reader=reader, booxi=booxi
-        )
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server(access_log_class=AccessLogger)  # as serve logs: no queries
-        servers.append(server)
-        return MirrorApp(server)
+        app = create_app(config, engine=store.engine, writer=store.writer, booxi=booxi)
+        # as serve logs: no queries
+        started.append(MirrorApp(await aiohttp_server(app, access_log_class=AccessLogger)))
+        return started[-1]
 
     yield start
-    for server in servers:
-        await server.close()
-    for reader in readers:
-        await reader.close()
+    for mirror in reversed(started):
+        await mirror.server.close()
 
 
 @pytest.fixture

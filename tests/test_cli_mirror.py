@@ -178,7 +178,7 @@ async def test_serve_receives_webhooks_polls_and_stops_gracefully(sim: Sim, tmp_
 # ("status <exit code>", negative for a signal).
 _WARM_SERVE = """
 import os, shlex, sys
-import api.app, cli.runtime
+import api.app, cli.serving
 from cli.main import cli
 for line in sys.stdin:
     if line.startswith("reap "):

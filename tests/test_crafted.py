@@ -21,6 +21,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 from yarl import URL
 
@@ -706,3 +708,22 @@ async def test_write_bodies_nested_100k_deep_are_a_fast_400(
             assert response.status == 400
         assert time.monotonic() - began < 2
     assert await _snapshot(store) == before
+
+
+@given(st.datetimes(min_value=dt.datetime(1969, 12, 31), max_value=dt.datetime(2200, 1, 1, 1)))
+def test_booxi_whole_second_instants_take_the_same_key_by_the_short_way(
+    moment: dt.datetime,
+) -> None:
+    """``instant_key`` reads Booxi's own form (whole seconds, ``Z``) without a full
+    parse: the same key, or the same refusal, as the same instant written with an
+    offset, which goes the long way."""
+    moment = moment.replace(microsecond=0)
+    short = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    long = moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    try:
+        expected = instant_key(long)
+    except ValueError:
+        with pytest.raises(ValueError):
+            instant_key(short)
+    else:
+        assert instant_key(short) == expected

@@ -6,11 +6,13 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from api.access_log import AccessLogger
 from api.app import create_app
@@ -78,33 +80,33 @@ async def test_livez_and_healthz_answer_ok(mirror_app: MirrorApp) -> None:
 
 
 async def test_healthz_and_readyz_fail_when_the_database_does_not_answer(
-    store: Store, tmp_path
+    store: Store, tmp_path, aiohttp_server: AiohttpServer
 ) -> None:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'mirror.db'}")
-    app = create_app(Config(), engine=engine, writer=store.writer)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        base = str(server.make_url("")).rstrip("/")
-        status, body = await _get(base + "/healthz")
-        assert status == 503
-        assert body["error"]["code"] == "unavailable"
-        status, body = await _get(base + "/readyz")
-        assert status == 503
-        assert body == {
-            "status": "unready",
-            "checks": {
-                "database": {"status": "fail", "error": "OperationalError"},
-                "sync": {"status": "unknown"},
-                "upstream": {"status": "unknown"},
-            },
-        }
-        status, text = await _get(base + "/metrics")  # the request metrics still come out
-        assert status == 200
-        assert "booxi_mirror_http_request_duration_seconds_count" in text
-    finally:
-        await server.close()
+
+    async def disposed_at_the_end(_: web.Application) -> AsyncIterator[None]:
+        yield
         await engine.dispose()
+
+    app = create_app(Config(), engine=engine, writer=store.writer, parts=[disposed_at_the_end])
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    status, body = await _get(base + "/healthz")
+    assert status == 503
+    assert body["error"]["code"] == "unavailable"
+    status, body = await _get(base + "/readyz")
+    assert status == 503
+    assert body == {
+        "status": "unready",
+        "checks": {
+            "database": {"status": "fail", "error": "OperationalError"},
+            "sync": {"status": "unknown"},
+            "upstream": {"status": "unknown"},
+        },
+    }
+    status, text = await _get(base + "/metrics")  # the request metrics still come out
+    assert status == 200
+    assert "booxi_mirror_http_request_duration_seconds_count" in text
 
 
 # readiness
@@ -442,14 +444,13 @@ async def test_openapi_documents_parameters_headers_and_error_shapes(
 
 
 async def test_access_log_is_one_structured_line_without_the_query(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: Store, aiohttp_server: AiohttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = Config.model_validate(
         {"api": {"keys": [{"name": "all", "key": API_KEY, "scopes": ["read"]}]}}
     )
     app = create_app(config, engine=store.engine, writer=store.writer)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log_class=AccessLogger)
+    server = await aiohttp_server(app, access_log_class=AccessLogger)
     base = str(server.make_url("")).rstrip("/")
     try:
         with caplog.at_level(logging.INFO, logger="aiohttp.access"):
@@ -460,7 +461,7 @@ async def test_access_log_is_one_structured_line_without_the_query(
             )
             await _get(base + "/nowhere?phoneNumber=5551234567")
     finally:
-        await server.close()
+        await server.close()  # every request logged
 
     records = [r for r in caplog.records if r.getMessage() == "http.request"]
     assert len(records) == 2

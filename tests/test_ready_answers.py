@@ -7,11 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from multidict import CIMultiDict
+from pytest_aiohttp import AiohttpServer
 
 from api.ready import READY, ReadyAnswers
 from mirror.privacy import enforce_retention, erase_client
@@ -248,15 +251,13 @@ async def test_each_change_path_shows_in_the_next_read(
 
 
 async def test_a_write_through_one_replica_reaches_the_ready_answers_of_another(
-    make_sim: Any, store: Store, make_mirror_app: Any
+    make_sim: Any, store: Store, make_mirror_app: Any, aiohttp_server: AiohttpServer
 ) -> None:
     """Two replicas on one database, each with its own engine, writer and reader (two
     ``serve`` processes): a webhook through one shows in its next read at once and in
     the other's within a second; an erasure through one leaves the other's memory
     within a second."""
     import asyncio
-
-    from aiohttp.test_utils import TestServer
 
     from api.access_log import AccessLogger
     from api.app import create_app
@@ -268,13 +269,20 @@ async def test_a_write_through_one_replica_reaches_the_ready_answers_of_another(
     sim, client, one = await _synced(make_sim, store, make_mirror_app)
     engine = make_engine(store.url)
     writer = Writer(engine)
-    await writer.start()
+
+    async def own_writer(_: web.Application) -> AsyncIterator[None]:
+        async with writer:
+            yield
+        await engine.dispose()
+
     keys = [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]
     config = Config.model_validate(
         {"webhook": {"secret": WEBHOOK_SECRET}, "api": {"keys": keys, **UNLIMITED_FILLS}}
     )
-    server = TestServer(create_app(config, engine=engine, writer=writer), host="127.0.0.1")
-    await server.start_server(access_log_class=AccessLogger)
+    server = await aiohttp_server(
+        create_app(config, engine=engine, writer=writer, parts=[own_writer]),
+        access_log_class=AccessLogger,
+    )
     other = MirrorApp(server)
     booking = _appointment(sim)
     email = sim.world.clients[booking["client"]["id"]]["email"].encode()
@@ -310,9 +318,7 @@ async def test_a_write_through_one_replica_reaches_the_ready_answers_of_another(
             assert not any(email in b for b in _ready(one).bodies())
             await _until(lambda: not any(email in b for b in _ready(other).bodies()), within_s=1)
     finally:
-        await server.close()
-        await writer.close()
-        await engine.dispose()
+        await server.close()  # its writer and engine too, before the store's
     await client.close()
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import hypothesis.strategies as st
 import pytest
 import requests
 import schemathesis
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -97,7 +98,6 @@ async def _serve(running: Running, db: Path) -> None:
     from simulator.keys import WORLD
     from storage.engine import make_engine
     from storage.migrate import upgrade
-    from storage.reader import Reader
     from storage.writer import Writer
 
     running.loop = asyncio.get_running_loop()
@@ -114,32 +114,34 @@ async def _serve(running: Running, db: Path) -> None:
     sim = TestServer(create_sim(sim_settings), host="127.0.0.1")
     await sim.start_server()
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
-    await upgrade(engine)
     writer = Writer(engine)
-    await writer.start()
-    reader = Reader(engine)
-    await reader.start()
-
     booxi = BooxiClient(
         str(sim.make_url("/booking/v1")), PARTNER_KEY, budget=RateBudget(1000, 100_000)
     )
-    mirror: TestServer | None = None
+
+    async def runtime(_: web.Application) -> AsyncIterator[None]:
+        await upgrade(engine)
+        async with writer:
+            yield
+        await booxi.close()
+        await engine.dispose()
+
+    config = Config.model_validate(
+        {
+            "webhook": {"secret": WEBHOOK_SECRET},
+            "api": {
+                "keys": [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}],
+                # every random id is a fill: a budget that lets them reach Booxi
+                "fills_per_minute": 1_000_000,
+                "fill_burst": 1_000_000,
+            },
+        }
+    )
+    app = create_app(config, engine=engine, writer=writer, booxi=booxi, parts=[runtime])
+    mirror = TestServer(app, host="127.0.0.1")
     try:
-        assert (await run_pass(booxi, writer, engine, horizon_days=7)).ok
-        config = Config.model_validate(
-            {
-                "webhook": {"secret": WEBHOOK_SECRET},
-                "api": {
-                    "keys": [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}],
-                    # every random id is a fill: a budget that lets them reach Booxi
-                    "fills_per_minute": 1_000_000,
-                    "fill_burst": 1_000_000,
-                },
-            }
-        )
-        app = create_app(config, engine=engine, writer=writer, reader=reader, booxi=booxi)
-        mirror = TestServer(app, host="127.0.0.1")
         await mirror.start_server(access_log_class=AccessLogger)  # as serve: no queries
+        assert (await run_pass(booxi, writer, engine, horizon_days=7)).ok
         world = sim.app[WORLD]
         running.ids = {
             "merchantId": next(iter(world.merchants)),
@@ -153,12 +155,7 @@ async def _serve(running: Running, db: Path) -> None:
         running.ready.set()
         await running.stop.wait()
     finally:
-        if mirror is not None:
-            await mirror.close()
-        await booxi.close()
-        await reader.close()
-        await writer.close()
-        await engine.dispose()
+        await mirror.close()  # then every part it runs on stops
         await sim.close()
 
 

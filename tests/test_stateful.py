@@ -24,11 +24,13 @@ import gc
 import json
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -153,10 +155,11 @@ ACTIONS: st.SearchStrategy[Action] = st.one_of(
 
 
 class RunningMirror:
-    """One mirror process: engine, writer, reader, Booxi client and the HTTP app."""
+    """One mirror process: engine, writer, Booxi client and the HTTP app, which starts
+    and stops them (``create_app``'s ``parts``) with its reader and re-polls."""
 
-    def __init__(self, engine: Any, writer: Any, reader: Any, booxi: Any, server: TestServer):
-        self.engine, self.writer, self.reader, self.booxi = engine, writer, reader, booxi
+    def __init__(self, engine: Any, writer: Any, booxi: Any, server: TestServer):
+        self.engine, self.writer, self.booxi = engine, writer, booxi
         self.server = server
 
     @classmethod
@@ -165,16 +168,19 @@ class RunningMirror:
         from mirror.config import Config
         from storage.engine import make_engine
         from storage.migrate import upgrade
-        from storage.reader import Reader
         from storage.writer import Writer
 
         engine = make_engine(f"sqlite+aiosqlite:///{path}")
-        await upgrade(engine)
         writer = Writer(engine)
-        await writer.start()
-        reader = Reader(engine)
-        await reader.start()
         booxi = booxi_client(sim)
+
+        async def runtime(_: web.Application) -> AsyncIterator[None]:
+            await upgrade(engine)
+            async with writer:
+                yield
+            await booxi.close()
+            await engine.dispose()
+
         config = Config.model_validate(
             {
                 "webhook": {"secret": WEBHOOK_SECRET},
@@ -185,14 +191,15 @@ class RunningMirror:
                 },
             }
         )
-        app = create_app(config, engine=engine, writer=writer, reader=reader, booxi=booxi)
+        app = create_app(config, engine=engine, writer=writer, booxi=booxi, parts=[runtime])
         # re-polls after webhooks come sooner than in production (2 s), so that they run
-        # between the rules, racing polls, writes and webhooks; closed in ``stop``
+        # between the rules, racing polls, writes and webhooks
         app[REPOLL] = Repoller(booxi, writer, horizon_days=HORIZON_DAYS, delay_s=REPOLL_DELAY_S)
-        # the same port on every start: Booxi's webhooks keep their one URL
+        # the same port on every start: Booxi's webhooks keep their one URL (a fixed
+        # port, so not ``aiohttp_server``: Hypothesis runs this outside any fixture)
         server = TestServer(app, host="127.0.0.1", port=port)
         await server.start_server()
-        return cls(engine, writer, reader, booxi, server)
+        return cls(engine, writer, booxi, server)
 
     @property
     def url(self) -> str:
@@ -204,12 +211,7 @@ class RunningMirror:
         return self.server.port
 
     async def stop(self) -> None:
-        await self.server.close()  # in-flight requests finish; the app's cleanup runs
-        await self.server.app[REPOLL].close()
-        await self.reader.close()
-        await self.writer.close()
-        await self.booxi.close()
-        await self.engine.dispose()
+        await self.server.close()  # in-flight requests finish; then every part stops
 
     async def settle(self) -> None:
         """Wait for the re-polls that applied webhooks asked for."""

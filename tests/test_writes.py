@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
 from sqlalchemy.engine import Connection
 
 from mirror.budget import RateBudget
@@ -532,7 +532,7 @@ async def test_malformed_requests_are_refused_before_booxi(env: Env) -> None:
 
 
 async def test_unexpected_success_answer_is_returned_as_is_and_not_stored(
-    make_mirror_app, store: Store, caplog: pytest.LogCaptureFixture
+    make_mirror_app, store: Store, aiohttp_server: AiohttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="api.writes")
 
@@ -541,8 +541,7 @@ async def test_unexpected_success_answer_is_returned_as_is_and_not_stored(
 
     fake = web.Application()
     fake.router.add_route("*", "/booking/v1/{tail:.*}", odd)
-    server = TestServer(fake, host="127.0.0.1")
-    await server.start_server()
+    server = await aiohttp_server(fake)
     booxi = BooxiClient(str(server.make_url("/booking/v1")), "k" * 12, budget=RateBudget(100, 1000))
     app = await make_mirror_app(booxi=booxi)
     env = Env(None, app, store, aiohttp.ClientSession())  # type: ignore[arg-type]
@@ -557,4 +556,3 @@ async def test_unexpected_success_answer_is_returned_as_is_and_not_stored(
     finally:
         await env.session.close()
         await booxi.close()
-        await server.close()
