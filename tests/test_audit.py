@@ -83,6 +83,8 @@ def _expected_kind(row: dict[str, Any] | None, truth: dict[str, Any], window: Wi
     """The kind an audit should give a booking changed upstream (None: outside the audit).
 
     Written from the simulator's side: the mirror held ``row`` before the change."""
+    if truth.get("staffId") is None and (row is None or row["staff_id"] is None):
+        return None  # a request no staff member has taken: on no calendar, not audited
     lo, hi = window.keys()
     span = truth["totalClientTimespan"]
     truth_live = truth["status"] != "Cancelled" and (
