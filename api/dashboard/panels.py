@@ -126,9 +126,7 @@ def read_overview(
         staff=staff,
         reference=inspection.find_scope_sync(conn, "reference"),
         latest_webhook_at=inspection.find_latest_webhook_at(conn),
-        failures=inspection.list_inbox_failures(
-            conn, None if every_store else stores, INBOX_LIMIT
-        ),
+        failures=inspection.list_inbox_failures(conn, None if every_store else stores, INBOX_LIMIT),
         audit=None if stores == () else audits.find_last_audit(conn, stores),
     )
 
