@@ -11,7 +11,7 @@
   (collectors are synchronous; the database is not): sync lag per store, webhook lag,
   and the Booxi client's and its rate budget's counters; ready answers (``api.ready``):
   hits, misses, drops, how many are held and their bytes; ``booxi_mirror_queue_size``
-  per store: the requests in its dispatch queue (``api.queue``) from now to the poll
+  per store: the requests in its dispatch queue (``api.dispatch_queue``) from now to the poll
   horizon.
 """
 

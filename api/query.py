@@ -239,7 +239,7 @@ def _listing(q: dict[str, Any], after: list[Any]) -> bool:
 
 
 def _queue(q: dict[str, Any], after: list[Any]) -> bool:
-    """A store's dispatch queue (``api.queue``): after (createdOn key, bookingId)."""
+    """A store's dispatch queue (``api.dispatch_queue``): after (createdOn key, bookingId)."""
     fields = {"merchantId": _id, "from": _key, "to": _key}
     return _shaped(q, fields) and len(after) == 2 and _key(after[0]) and _text(after[1])
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp.typedefs import Handler
 
-from api import book_now, calendars, clients, directory, history, ops, queue, webhooks, writes
+from api import (
+    book_now,
+    calendars,
+    clients,
+    directory,
+    dispatch_queue,
+    history,
+    ops,
+    webhooks,
+    writes,
+)
 from api.booxi_shape import API_PREFIX as B
 
 ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
@@ -64,7 +74,12 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
         "book-now-customizations",
     ),
     # the mirror's own
-    ("GET", queue.PATH, queue.get_queue, queue.ROUTE_NAME),  # a store's dispatch queue
+    (
+        "GET",
+        dispatch_queue.PATH,
+        dispatch_queue.get_queue,
+        dispatch_queue.ROUTE_NAME,
+    ),  # a store's dispatch queue
     ("POST", "/webhooks/booxi", webhooks.receive, "webhook"),
     ("PUT", "/webhooks/booxi", webhooks.receive, "webhook-put"),
     ("GET", "/livez", ops.livez, "livez"),

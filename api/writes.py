@@ -123,7 +123,7 @@ async def put_booking(
     request: web.Request, booking_id: str, body: bytes, data: dict[str, object]
 ) -> web.StreamResponse:
     """``PUT /booking/{booking_id}`` with ``body`` (``data`` parsed), as the route does it,
-    whatever ``request``'s own method and path (the dispatch of ``api.queue`` calls it)."""
+    whatever ``request``'s own method and path (the dispatch of ``api.dispatch_queue`` calls it)."""
     table = bookings.BOOKING
     stored = functools.partial(
         checks.check_stored, request, table, table.c.booking_id, booking_id, "Booking"

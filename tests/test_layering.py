@@ -30,11 +30,8 @@ FORBIDDEN = {
     "cli": set(),
     "simulator": {"storage", "mirror", "api", "cli"},
 }
-# Modules named after a standard-library module that are waiting for their rename:
 # Modules allowed a standard-library name for now (none).
-# ``api/queue.py``: the module name is a contract with the dashboard of issue #12 (it
-# imports ``api.queue``); within the package it shadows nothing (absolute imports)
-PENDING_RENAMES: set[str] = {"api/queue.py"}
+PENDING_RENAMES: set[str] = set()
 
 
 def module_name(path: Path, root: Path) -> str:

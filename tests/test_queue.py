@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from api.queue import QueueError, dispatch, queue_answer
+from api.dispatch_queue import QueueError, dispatch, queue_answer
 from mirror.poller import Window
 from mirror.store_queue import poll_store_queue
 from mirror.sync import run_pass

@@ -6,7 +6,7 @@ operators and managers, behind the API's keys.
   headers, ``page()`` (session, CSRF, errors as HTML pages);
 - ``api.dashboard.panels``: what the pages show, read through the app's reader;
 - ``api.dashboard.pages``: the handlers;
-- ``api.dashboard.dispatching``: the dispatch queue and its actions (``api.queue``).
+- ``api.dashboard.dispatching``: the dispatch queue and its actions (``api.dispatch_queue``).
 
 Public: ``setup(app)`` adds the routes (``ROUTES``) and ``/static/`` (the stylesheet:
 no asset comes from elsewhere, so it works offline).

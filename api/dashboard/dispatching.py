@@ -1,6 +1,6 @@
 """The dispatch queue on the dashboard: each store's appointment requests that need a
-manager (``api.queue.queue_answer``, the body of ``GET /mirror/v1/stores/{id}/queue``),
-and the actions on one, through ``api.queue.dispatch`` (write-through to Booxi, as
+manager (``api.dispatch_queue.queue_answer``, the body of ``GET /mirror/v1/stores/{id}/queue``),
+and the actions on one, through ``api.dispatch_queue.dispatch`` (write-through to Booxi, as
 ``PUT /booking/v1/booking/{id}``):
 
 - **Assign**: to the staff member chosen (``staffId``), status unchanged: a request
@@ -27,8 +27,8 @@ from aiohttp import web
 from api.auth import Principal
 from api.dashboard import panels
 from api.dashboard.render import PageError, page, principal_of, see_other
+from api.dispatch_queue import dispatch, queue_answer
 from api.errors import ApiError
-from api.queue import dispatch, queue_answer
 
 ACTIONS: dict[str, tuple[bool, str | None, str]] = {
     # action: (needs a staff member, status to set, what the confirmation says)

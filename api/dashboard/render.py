@@ -145,7 +145,7 @@ def page(
                 return await inner(request)
             except (PageError, session.SignInError) as error:
                 return error_page(request, error.status, error.message)
-            except ApiError as error:  # api.queue's QueueError among them
+            except ApiError as error:  # api.dispatch_queue's QueueError among them
                 return error_page(request, error.status, error.message)
             except BooxiShapedError as error:
                 return error_page(request, error.status, error.message)
