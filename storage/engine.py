@@ -26,10 +26,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+BUSY_TIMEOUT_S = 5  # how long an ordinary write waits for the lock (migrations: storage.migrate)
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=5000",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}",
     "PRAGMA foreign_keys=ON",
     "PRAGMA secure_delete=ON",  # erased personal data is zeroed, not left in free space
     "PRAGMA temp_store=MEMORY",

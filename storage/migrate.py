@@ -5,7 +5,10 @@ PostgreSQL, a CLI command beside ``serve`` on SQLite): each upgrade runs in one
 transaction that first takes the database's write lock (PostgreSQL: a transaction-level
 advisory lock; SQLite: ``BEGIN IMMEDIATE``), so the first one migrates and the others,
 once it has committed, find the schema at its head and do nothing. PostgreSQL's DDL is
-transactional: a migration that fails leaves nothing behind.
+transactional: a migration that fails leaves nothing behind. An upgrade waits for
+another's for up to ``UPGRADE_WAIT_S`` (on SQLite the connection's busy timeout is
+raised for it: the engine's 5 s is for ordinary writes, and a migration of a large file,
+or of an empty one on a loaded machine, can hold the lock longer).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.engine import BUSY_TIMEOUT_S
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # pg_advisory_xact_lock's key for upgrades: any constant of our own (b"booxmigr").
 UPGRADE_LOCK = 0x626F6F786D696772
+UPGRADE_WAIT_S = 600
 
 
 def alembic_config() -> AlembicConfig:
@@ -41,6 +47,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
+            await connection.run_sync(_busy_timeout, UPGRADE_WAIT_S)
             connection = await connection.execution_options(begin="BEGIN IMMEDIATE")
         async with connection.begin():
             if engine.dialect.name == "postgresql":
@@ -48,6 +55,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK}
                 )
             await connection.run_sync(run)
+        if engine.dialect.name == "sqlite":  # the pooled connection goes back as it came
+            await connection.run_sync(_busy_timeout, BUSY_TIMEOUT_S)
+
+
+def _busy_timeout(connection: Connection, seconds: float) -> None:
+    """Set on the driver's connection itself: a statement through SQLAlchemy would begin
+    the transaction that ``BEGIN IMMEDIATE`` must begin."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+    finally:
+        cursor.close()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
