@@ -93,7 +93,7 @@ async def refresh_reference_data(
             categories = [c async for c in client.iter_service_categories(merchant_id=mid)]
             listing.append((merchant, staff, services, categories))
     except BooxiError as error:
-        await writer.run(_failure(REFERENCE_SCOPE, "reference", attempted, _describe(error)))
+        await writer.run(failure_job(REFERENCE_SCOPE, "reference", attempted, _describe(error)))
         raise
 
     def save(conn: Connection) -> None:
@@ -150,7 +150,7 @@ async def poll_staff_calendar(
         result.error = await record_staff_failure(
             writer, staff_id, error, merchant_id=merchant_id, attempted=attempted
         )
-        result.duration_ms = _ms(started)
+        result.duration_ms = elapsed_ms(started)
         return result
 
     start_key, end_key = window.keys()
@@ -213,7 +213,7 @@ async def poll_staff_calendar(
         result.looked_up += 1
         if moved is not None and moved != staff_id:
             result.moved_to.add(moved)
-    result.duration_ms = _ms(started)
+    result.duration_ms = elapsed_ms(started)
     log.info(
         "poll.staff.done",
         extra={
@@ -271,7 +271,7 @@ async def record_staff_failure(
 ) -> str:
     """Note a failed staff poll (what the mirror had stays); the error as recorded."""
     described = _describe(error)
-    job = _failure(
+    job = failure_job(
         sync_state.staff_scope(staff_id),
         "staff",
         attempted or utcnow(),
@@ -284,7 +284,7 @@ async def record_staff_failure(
     return described
 
 
-def _failure(
+def failure_job(
     scope: str,
     kind: str,
     attempted: dt.datetime,
@@ -310,5 +310,5 @@ def _describe(error: BooxiError) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _ms(started: float) -> float:
+def elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)

@@ -20,10 +20,8 @@ is kept by webhooks, writes and the staff polls alone, its answers marked stale.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import time
-from collections.abc import Callable
 
 from sqlalchemy.engine import Connection
 
@@ -32,7 +30,7 @@ from mirror.booxi_errors import BooxiError
 from mirror.budget import Priority
 from mirror.client import BooxiClient
 from mirror.fill import chunks
-from mirror.poller import Window, reconcile_booking
+from mirror.poller import Window, elapsed_ms, failure_job, reconcile_booking
 from storage import bookings, store_queue, sync_state
 from storage.rows import booking_row, group_event_row
 from storage.times import utcnow
@@ -75,11 +73,19 @@ async def poll_store_queue(
                 pages.append(page)
     except BooxiError as error:
         result.error = f"{type(error).__name__}: {error}"
-        await writer.run(_failure(merchant_id, attempted, result.error))
+        await writer.run(
+            failure_job(
+                store_queue.queue_scope(merchant_id),
+                KIND,
+                attempted,
+                result.error,
+                merchant_id=merchant_id,
+            )
+        )
         log.warning("poll.queue.failed", extra={"merchant_id": merchant_id, "error": result.error})
         if fill:
             raise
-        result.duration_ms = _ms(started)
+        result.duration_ms = elapsed_ms(started)
         return result
     found = [
         b
@@ -131,7 +137,7 @@ async def poll_store_queue(
     for booking_id in missing:
         await reconcile_booking(client, writer, booking_id)
         result.looked_up += 1
-    result.duration_ms = _ms(started)
+    result.duration_ms = elapsed_ms(started)
     log.info(
         "poll.queue.done",
         extra={
@@ -143,21 +149,3 @@ async def poll_store_queue(
         },
     )
     return result
-
-
-def _failure(merchant_id: int, attempted: dt.datetime, error: str) -> Callable[[Connection], int]:
-    def job(conn: Connection) -> int:
-        return sync_state.record_failure(
-            conn,
-            store_queue.queue_scope(merchant_id),
-            kind=KIND,
-            attempted_at=attempted,
-            error=error,
-            merchant_id=merchant_id,
-        )
-
-    return job
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)

@@ -438,6 +438,27 @@ def booxi_client(
     return BooxiClient(sim.api, PARTNER_KEY, budget=RateBudget(per_second, per_minute), **kwargs)
 
 
+def owned_by_the_app(
+    engine: Any, writer: Any, booxi: Any = None, *, migrate: bool = False
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry (``create_app(..., parts=[...])``) by which a test's app
+    owns its database (migrated first if asked), its writer and its Booxi client, as
+    ``cli.serving.build_app``'s app owns serve's: closed with the app."""
+
+    async def parts(_: web.Application) -> AsyncIterator[None]:
+        if migrate:
+            from storage.migrate import upgrade
+
+            await upgrade(engine)
+        async with writer:
+            yield
+        if booxi is not None:
+            await booxi.close()
+        await engine.dispose()
+
+    return parts
+
+
 WEBHOOK_SECRET = "mirror-webhook-secret-0123456789"
 UNLIMITED_FILLS = {"fills_per_minute": 1_000_000, "fill_burst": 1_000_000}
 API_KEY = "mirror-api-key-for-tests-0123456789"

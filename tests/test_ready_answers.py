@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -27,6 +26,7 @@ from tests.conftest import (
     Store,
     booxi_client,
     calendar_params,
+    owned_by_the_app,
 )
 
 pytestmark = pytest.mark.both_engines  # the tests that use the store: on both
@@ -270,17 +270,12 @@ async def test_a_write_through_one_replica_reaches_the_ready_answers_of_another(
     engine = make_engine(store.url)
     writer = Writer(engine)
 
-    async def own_writer(_: web.Application) -> AsyncIterator[None]:
-        async with writer:
-            yield
-        await engine.dispose()
-
     keys = [{"name": "all", "key": API_KEY, "scopes": ["read", "write"]}]
     config = Config.model_validate(
         {"webhook": {"secret": WEBHOOK_SECRET}, "api": {"keys": keys, **UNLIMITED_FILLS}}
     )
     server = await aiohttp_server(
-        create_app(config, engine=engine, writer=writer, parts=[own_writer]),
+        create_app(config, engine=engine, writer=writer, parts=[owned_by_the_app(engine, writer)]),
         access_log_class=AccessLogger,
     )
     other = MirrorApp(server)
@@ -446,7 +441,6 @@ def _booking_row(booking_id: str, staff_id: int, client_id: int) -> dict[str, An
 async def _following(store: Store) -> tuple[Any, ReadyAnswers]:
     """An application holding only the ready answers and what follows the changes
     (``api.invalidation``), started: listening, on PostgreSQL."""
-    from aiohttp import web
 
     from api.invalidation import follow, writes
     from api.keys import ENGINE, READER, WRITER

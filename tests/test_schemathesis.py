@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import hypothesis.strategies as st
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -37,7 +36,7 @@ from schemathesis.checks import (
 from api import openapi
 from api.access_log import AccessLogger
 from api.routes import ROUTES
-from tests.conftest import API_KEY, MERCHANT_KEY, PARTNER_KEY, WEBHOOK_SECRET
+from tests.conftest import API_KEY, MERCHANT_KEY, PARTNER_KEY, WEBHOOK_SECRET, owned_by_the_app
 
 BOOKING_API = "/booking/v1/"
 MIRROR_API = "/mirror/v1/"  # the mirror's extensions (a store's queue): the same API keys
@@ -97,7 +96,6 @@ async def _serve(running: Running, db: Path) -> None:
     from simulator import create_app as create_sim
     from simulator.keys import WORLD
     from storage.engine import make_engine
-    from storage.migrate import upgrade
     from storage.writer import Writer
 
     running.loop = asyncio.get_running_loop()
@@ -119,13 +117,6 @@ async def _serve(running: Running, db: Path) -> None:
         str(sim.make_url("/booking/v1")), PARTNER_KEY, budget=RateBudget(1000, 100_000)
     )
 
-    async def runtime(_: web.Application) -> AsyncIterator[None]:
-        await upgrade(engine)
-        async with writer:
-            yield
-        await booxi.close()
-        await engine.dispose()
-
     config = Config.model_validate(
         {
             "webhook": {"secret": WEBHOOK_SECRET},
@@ -137,7 +128,13 @@ async def _serve(running: Running, db: Path) -> None:
             },
         }
     )
-    app = create_app(config, engine=engine, writer=writer, booxi=booxi, parts=[runtime])
+    app = create_app(
+        config,
+        engine=engine,
+        writer=writer,
+        booxi=booxi,
+        parts=[owned_by_the_app(engine, writer, booxi, migrate=True)],
+    )
     mirror = TestServer(app, host="127.0.0.1")
     try:
         await mirror.start_server(access_log_class=AccessLogger)  # as serve: no queries

@@ -24,13 +24,11 @@ import gc
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -58,6 +56,7 @@ from tests.conftest import (
     Sim,
     booxi_client,
     calendar_params,
+    owned_by_the_app,
     rfc3339,
 )
 from tests.differential import Both
@@ -167,19 +166,11 @@ class RunningMirror:
         from api.app import create_app
         from mirror.config import Config
         from storage.engine import make_engine
-        from storage.migrate import upgrade
         from storage.writer import Writer
 
         engine = make_engine(f"sqlite+aiosqlite:///{path}")
         writer = Writer(engine)
         booxi = booxi_client(sim)
-
-        async def runtime(_: web.Application) -> AsyncIterator[None]:
-            await upgrade(engine)
-            async with writer:
-                yield
-            await booxi.close()
-            await engine.dispose()
 
         config = Config.model_validate(
             {
@@ -191,7 +182,13 @@ class RunningMirror:
                 },
             }
         )
-        app = create_app(config, engine=engine, writer=writer, booxi=booxi, parts=[runtime])
+        app = create_app(
+            config,
+            engine=engine,
+            writer=writer,
+            booxi=booxi,
+            parts=[owned_by_the_app(engine, writer, booxi, migrate=True)],
+        )
         # re-polls after webhooks come sooner than in production (2 s), so that they run
         # between the rules, racing polls, writes and webhooks
         app[REPOLL] = Repoller(booxi, writer, horizon_days=HORIZON_DAYS, delay_s=REPOLL_DELAY_S)
