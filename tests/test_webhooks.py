@@ -274,7 +274,7 @@ async def test_client_events_update_and_remove_clients(mirror_app: MirrorApp, st
 
 
 @pytest.mark.both_engines
-async def test_webhooks_alone_bring_new_updated_and_cancelled_bookings_within_a_second(
+async def test_webhooks_alone_bring_new_updated_and_cancelled_bookings_without_a_poll(
     make_sim, mirror_app: MirrorApp, store: Store
 ) -> None:
     sim: Sim = await make_sim(webhook_urls=(mirror_app.webhook_url,), webhook_secret=WEBHOOK_SECRET)
@@ -293,12 +293,12 @@ async def test_webhooks_alone_bring_new_updated_and_cancelled_bookings_within_a_
         start += dt.timedelta(minutes=30)
 
     async def visible(check) -> float:
-        began = time.monotonic()
-        while time.monotonic() - began < 1.0:
+        began = time.monotonic()  # a bound for behaviour; bench.webhook_ingest measures speed
+        while time.monotonic() - began < 10.0:
             if check(await _booking(store, booking_id)):
                 return time.monotonic() - began
             await asyncio.sleep(0.01)
-        raise AssertionError("not visible within a second")
+        raise AssertionError("not visible within 10 s")
 
     status, created = await sim.call(
         "POST",
