@@ -17,10 +17,10 @@ library's ``json`` from a dict per record: the access log writes one per request
 python-json-logger's generic formatter cost three times as much per line (18 against
 6 microseconds, measured), on the read path of every request.
 
-``serve`` holds lines below WARNING for at most ``HOLD_S`` and writes them together
+``serve`` holds its access lines for at most ``HOLD_S`` and writes them together
 (``hold_lines()``), as nginx's ``access_log ... buffer= flush=`` does: one write per
-batch rather than one per request. A WARNING or worse writes everything held at once,
-and so does the interpreter's exit.
+batch rather than one per request. Every other line is written at once, after the
+access lines held before it; so does the interpreter's exit write what is held.
 """
 
 import json
@@ -174,9 +174,10 @@ def resolve_format(log_format: LogFormat, stream: TextIO | None = None) -> Liter
 
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (test runners swap it), each
-    finished line with the registered secrets redacted; with ``hold`` on, lines below
-    WARNING wait (at most ``HOLD_S``, at most ``_HOLD_LINES``) and go out together,
-    written by a flusher thread or by the line that fills the batch."""
+    finished line with the registered secrets redacted; with ``hold`` on, access lines
+    (``write_line``) wait (at most ``HOLD_S``, at most ``_HOLD_LINES``) and go out
+    together, written by a flusher thread, by the line that fills the batch, or by any
+    other line."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -205,11 +206,8 @@ class _StderrHandler(logging.StreamHandler):
         except Exception:
             self.handleError(record)
             return
-        self._held.append(line)
-        if record.levelno >= logging.WARNING:
-            self.flush()
-        else:
-            self._wait_or_flush()
+        self._held.append(line)  # after the access lines held before it, in order
+        self.flush()
 
     def write_line(self, line: str) -> None:
         """A finished line at INFO that no record was made for (``cli.access_lines``):
@@ -274,8 +272,8 @@ def line_writer(logger: logging.Logger) -> Callable[[str, dict[str, Any]], None]
 
 
 def hold_lines(on: bool = True) -> None:
-    """``serve``: hold lines below WARNING for at most ``HOLD_S`` and write them in one
-    go (see the module's docstring); off writes what is held at once."""
+    """``serve``: hold access lines for at most ``HOLD_S`` and write them in one go (see
+    the module's docstring); off writes what is held at once."""
     for handler in list(_HANDLERS):
         handler.hold = on
         if not on:

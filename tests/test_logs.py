@@ -41,24 +41,26 @@ def _lines(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def test_held_lines_wait_for_a_warning_or_a_flush(
+def test_access_lines_are_held_until_any_other_line_or_a_flush(
     logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.hold_lines()
-    logger.info("first")
-    logger.info("second")
+    write = logs.line_writer(logger)
+    assert write is not None
+    write("first", {})
+    write("second", {})
     assert capsys.readouterr().err == ""  # held
 
-    logger.warning("third")  # a warning writes what is held, then itself
+    logger.info("third")  # any other line writes what is held, then itself
     assert [line["message"] for line in _lines(capsys.readouterr().err)] == [
         "first",
         "second",
         "third",
     ]
-    logger.info("fourth")
+    write("fourth", {})
     logs.hold_lines(False)  # off: what is held goes out
     assert [line["message"] for line in _lines(capsys.readouterr().err)] == ["fourth"]
-    logger.info("fifth")  # and later lines at once
+    write("fifth", {})  # and later lines at once
     assert [line["message"] for line in _lines(capsys.readouterr().err)] == ["fifth"]
 
 
