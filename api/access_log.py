@@ -3,8 +3,10 @@
 Fields (in ``extra=``, so the JSON formatter of ``cli.logs`` makes them keys):
 ``method``, ``route`` (the route's name in ``api.routes``, ``unmatched`` for a path no
 route serves), ``path``, ``status``, ``duration_ms``, ``remote`` and ``bytes`` (body
-bytes sent). The query string is never logged: its values can be e-mail addresses and
-phone numbers (``GET /client?email=...``); nor is any header.
+bytes sent), then whatever a handler put in ``request[ACCESS_FIELDS]`` (the webhook
+receiver: the event's id, type and outcome). The query string is never logged: its
+values can be e-mail addresses and phone numbers (``GET /client?email=...``); nor is
+any header.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ class AccessLogger(AbstractAccessLogger):
 
 
 EVENT = "http.request"
+# A handler's own fields for its request's access line.
+ACCESS_FIELDS = web.RequestKey("access_fields", dict[str, object])
 
 
 def fields(request: BaseRequest, response: web.StreamResponse, time: float) -> dict[str, object]:
     """The access line's fields, in order."""
-    return {
+    line: dict[str, object] = {
         "method": request.method,
         "route": _route_name(request) or "unmatched",
         "path": request.path,
@@ -42,6 +46,10 @@ def fields(request: BaseRequest, response: web.StreamResponse, time: float) -> d
         "remote": request.remote,
         "bytes": response.body_length,
     }
+    more = request.get(ACCESS_FIELDS)
+    if more:
+        line.update(more)
+    return line
 
 
 def _route_name(request: BaseRequest) -> str | None:

@@ -3,19 +3,21 @@
 Authenticate (401, nothing stored), parse (400, nothing stored), then store the raw
 event in the inbox and apply it in the same transaction; the 200 goes out only once
 that transaction is committed. The answer says what the event did:
-``{"eventId": "...", "outcome": "applied" | "stale" | "duplicate" | "ignored"}``.
+``{"eventId": "...", "outcome": "applied" | "stale" | "duplicate" | "ignored"}``; the
+request's access line carries ``event_id``, ``event_type`` and ``outcome`` too (one line
+per event, not two).
 An event of a store the mirror does not serve is ``ignored``: acknowledged, not applied,
 its inbox row without its body (``mirror.webhooks``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 
 from aiohttp import web
 
+from api.access_log import ACCESS_FIELDS
 from api.errors import ApiError
 from api.keys import CONFIG, NO_RETENTION, READER, REPOLL, WRITER
 from mirror.repoll import booking_span
@@ -29,10 +31,6 @@ from mirror.webhooks import (
 from storage import reads
 
 log = logging.getLogger(__name__)
-# Re-poll checks started by acknowledged events, held until done (asyncio keeps only weak
-# references to tasks). Under read load the check waits for the reader thread; the
-# event's acknowledgement does not wait for it.
-_repoll_checks: set[asyncio.Task[None]] = set()
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -54,38 +52,26 @@ async def receive(request: web.Request) -> web.Response:
         event.content.get("client")
     ):
         event = dataclasses.replace(event, retain=False)
-    outcome = await request.app[WRITER].run_batched(apply_events, event)
-    if outcome == "applied":  # after the 2xx: the check waits for a reader thread
-        task = asyncio.create_task(_repoll_after(request, event.booking))
-        _repoll_checks.add(task)
-        task.add_done_callback(_repoll_checks.discard)
-    log.info(
-        "webhook.received",
-        extra={"event_id": event.event_id, "event_type": event.event_type, "outcome": outcome},
-    )
-    return web.json_response({"eventId": event.event_id, "outcome": outcome})
-
-
-async def _repoll_after(request: web.Request, booking: object) -> None:
-    try:
-        await request_repoll(request, booking)
-    except Exception as error:  # a closing reader at shutdown: the next poll settles ids
-        log.warning("webhook.repoll_check_failed", extra={"error": type(error).__name__})
+    applied = await request.app[WRITER].run_batched(apply_events, event)
+    if applied.repoll:
+        _repoll_span(request, event.booking)
+    request[ACCESS_FIELDS] = {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "outcome": applied.outcome,
+    }
+    return web.json_response({"eventId": event.event_id, "outcome": applied.outcome})
 
 
 async def request_repoll(request: web.Request, booking: object) -> None:
-    """A booking the mirror just stored outside a poll: an appointment whose calendar
-    events now carry provisional ids, or a reservation (its group event's attendance
-    changed), asks for a re-poll of the staff member's calendar over the booking's span
-    (``mirror.repoll``). An update that changed no event (presence, notes) asks nothing."""
-    repoller = request.app.get(REPOLL)
-    if repoller is None or not isinstance(booking, dict):
+    """A booking the mirror just stored from a write's answer: an appointment whose
+    calendar events now carry provisional ids, or a reservation (its group event's
+    attendance changed), asks for a re-poll of the staff member's calendar over the
+    booking's span (``mirror.repoll``). An update that changed no event (presence,
+    notes) asks nothing. (A webhook's apply says so itself: ``Applied.repoll``.)"""
+    if request.app.get(REPOLL) is None or not isinstance(booking, dict):
         return
-    staff_id, booking_id = booking.get("staffId"), booking.get("bookingId")
-    span = booking_span(booking)
-    if not isinstance(staff_id, int) or isinstance(staff_id, bool) or span is None:
-        return
-    method = booking.get("bookingMethod")
+    method, booking_id = booking.get("bookingMethod"), booking.get("bookingId")
     if method == "Appointment":
         if not isinstance(booking_id, str) or not await request.app[READER].run(
             reads.has_provisional_events, booking_id
@@ -93,4 +79,14 @@ async def request_repoll(request: web.Request, booking: object) -> None:
             return
     elif method != "GroupReservation":
         return
-    repoller.request(staff_id, *span)
+    _repoll_span(request, booking)
+
+
+def _repoll_span(request: web.Request, booking: object) -> None:
+    """Ask for a re-poll of the booking's staff member over the booking's span."""
+    repoller = request.app.get(REPOLL)
+    if repoller is None or not isinstance(booking, dict):
+        return
+    staff_id, span = booking.get("staffId"), booking_span(booking)
+    if isinstance(staff_id, int) and not isinstance(staff_id, bool) and span is not None:
+        repoller.request(staff_id, *span)

@@ -39,6 +39,7 @@ import datetime as dt
 import hmac
 import json
 import re
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -261,8 +262,18 @@ def _check_booking(booking: Any, row: Json, now: dt.datetime) -> None:
         _check_ids("booking item", event, ("staff_id",), ("merchant_id",))
 
 
-def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
-    """Apply events in one transaction (the writer's batch); their outcomes, in order."""
+class Applied(typing.NamedTuple):
+    """What applying one event did: its ``outcome``, and whether the staff member's
+    calendar should be polled again over the booking's span (``mirror.repoll``): an
+    applied appointment whose calendar events now carry provisional ids, or an applied
+    group reservation (its group event's attendance changed)."""
+
+    outcome: str
+    repoll: bool = False
+
+
+def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[Applied]:
+    """Apply events in one transaction (the writer's batch); what each did, in order."""
     now = utcnow()
     outcomes: list[str] = [""] * len(events)
     stored = inbox.existing_event_ids(conn, (e.event_id for e in events))
@@ -293,7 +304,7 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             )
         elif not event.retain and event.client is not None:
             pii.block(conn, "client", [event.client["id"]], "no_retention", now)
-    _apply_bookings(conn, events, fresh, outcomes, now)
+    provisional = _apply_bookings(conn, events, fresh, outcomes, now)
     reference.upsert_links(
         conn, [{**link, "synced_at": now} for i in fresh for link in events[i].links]
     )
@@ -322,7 +333,19 @@ def apply_events(conn: Connection, events: Sequence[WebhookEvent]) -> list[str]:
             for i in received
         ],
     )
-    return outcomes
+    return [
+        Applied(outcome, outcome == "applied" and _asks_repoll(event.booking, provisional))
+        for outcome, event in zip(outcomes, events, strict=True)
+    ]
+
+
+def _asks_repoll(booking: Json | None, provisional: set[str]) -> bool:
+    if booking is None:
+        return False
+    method = booking.get("bookingMethod")
+    return method == "GroupReservation" or (
+        method == "Appointment" and booking.get("bookingId") in provisional
+    )
 
 
 def merchant_of(event: WebhookEvent) -> int | None:
@@ -386,9 +409,10 @@ def _apply_bookings(
     indexes: Iterable[int],
     outcomes: list[str],
     now: dt.datetime,
-) -> None:
+) -> set[str]:
     """Store the bookings of ``events[indexes]`` that are strictly newer than the mirror's
-    (the newest event per booking wins) and note ``applied`` or ``stale`` in ``outcomes``."""
+    (the newest event per booking wins) and note ``applied`` or ``stale`` in ``outcomes``;
+    the bookings (by id) that now have provisional calendar events."""
     with_booking = [i for i in indexes if events[i].booking_row is not None]
     rows = [{**_row(events[i]), "synced_at": now} for i in with_booking]
     written = bookings.upsert_bookings(conn, rows, strictly_newer=True)
@@ -401,7 +425,7 @@ def _apply_bookings(
     applied = {i for booking_id, i in newest.items() if booking_id in written}
     for i in with_booking:
         outcomes[i] = "applied" if i in applied else "stale"
-    bookings.replace_derived_events(
+    return bookings.replace_derived_events(
         conn,
         [booking for i in sorted(applied) if (booking := events[i].booking) is not None],
         source="webhook",

@@ -69,10 +69,13 @@ def upsert_bookings(conn: Connection, rows: Sequence[Json], *, strictly_newer: b
 
 def replace_derived_events(
     conn: Connection, bookings: Sequence[Json], *, source: str, now: dt.datetime
-) -> None:
-    """Rebuild the calendar events of bookings seen outside a poll, keeping known ids."""
+) -> set[str]:
+    """Rebuild the calendar events of bookings seen outside a poll, keeping known ids.
+
+    Returns the bookings (by id) that now have a provisional event (a negative id, until
+    a poll brings Booxi's own: ``storage.rows.derived_calendar_events``)."""
     if not bookings:
-        return
+        return set()
     ids = [b["bookingId"] for b in bookings]
     known: dict[str, list[int]] = {booking_id: [] for booking_id in ids}
     result = conn.execute(
@@ -85,12 +88,16 @@ def replace_derived_events(
         known[found.booking_id].append(found.id)
     conn.execute(delete(EVENT).where(EVENT.c.booking_id.in_(ids)))
     rows = []
+    provisional: set[str] = set()
     for booking in bookings:
         for event in derived_calendar_events(booking, known[booking["bookingId"]]):
             row = calendar_event_row(event, source, now)
             row["provisional"] = True
             rows.append(row)
+            if event["id"] < 0:
+                provisional.add(booking["bookingId"])
     upsert(conn, EVENT, rows, ["id"])
+    return provisional
 
 
 def upsert_calendar_events(conn: Connection, rows: Sequence[Json]) -> None:

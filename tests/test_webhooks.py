@@ -10,6 +10,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import logging
 import time
 from typing import Any
 
@@ -59,6 +60,24 @@ async def _counts(store: Store) -> dict[str, int]:
     for table in ("booking", "calendar_event", "inbox_event", "module_link", "client"):
         counts[table] = (await store.rows(f"SELECT count(*) AS n FROM {table}"))[0]["n"]
     return counts
+
+
+async def test_an_events_access_line_says_what_it_was_and_did(
+    mirror_app: MirrorApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        assert (await _post(mirror_app, _event("evt-1")))[0] == 200
+        assert (await _post(mirror_app, _event("evt-1")))[0] == 200
+        assert (await _post(mirror_app, b"{not json"))[0] == 400
+        await asyncio.sleep(0.05)  # the access line comes after the answer
+    lines = [r for r in caplog.records if r.getMessage() == "http.request"]
+    seen = [tuple(getattr(r, f, None) for f in ("status", "event_id", "outcome")) for r in lines]
+    assert seen == [(200, "evt-1", "applied"), (200, "evt-1", "duplicate"), (400, None, None)]
+    assert all(getattr(r, "event_type", None) == "appointment.created" for r in lines[:2])
+    # one line per event: the receiver logs nothing else for an accepted one
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("api.")] == [
+        "webhook.malformed"
+    ]
 
 
 @pytest.mark.both_engines
