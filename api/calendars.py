@@ -41,7 +41,7 @@ from storage.times import instant_key, parse_instant, wire_instant
 
 
 async def get_calendar(request: web.Request) -> web.Response:
-    kept = ready.lookup(request)
+    kept = await ready.lookup(request)
     if kept is not None:
         return kept
     query = Query(request.query)

@@ -32,7 +32,7 @@ from storage.times import instant_key, parse_instant, utcnow
 
 
 async def list_bookings(request: web.Request) -> web.Response:
-    kept = ready.lookup(request)
+    kept = await ready.lookup(request)
     if kept is not None:
         return kept
     query = Query(request.query)
@@ -192,7 +192,7 @@ async def _cover(request: web.Request, client_id: int, start: str | None) -> Fre
 
 
 async def get_booking(request: web.Request) -> web.Response:
-    kept = ready.lookup(request)
+    kept = await ready.lookup(request)
     if kept is not None:
         return kept
     booking_id = request.match_info["bookingId"]

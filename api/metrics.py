@@ -61,6 +61,7 @@ class ReadyStats:
     drops: int
     held: int
     bytes: int
+    waits: int
 
 
 class Metrics:
@@ -228,9 +229,13 @@ def _ready(stats: ReadyStats | None) -> Iterator[Metric]:
         CounterMetricFamily(PREFIX + "ready_drops", "Ready answers dropped by a change."),
         GaugeMetricFamily(PREFIX + "ready_answers", "Ready answers held."),
         GaugeMetricFamily(PREFIX + "ready_bytes", "Bytes of the ready answers held."),
+        CounterMetricFamily(
+            PREFIX + "ready_waits",
+            "Misses that waited for another read building the same answer.",
+        ),
     )
     if stats is not None:
-        values = (stats.hits, stats.misses, stats.drops, stats.held, stats.bytes)
+        values = (stats.hits, stats.misses, stats.drops, stats.held, stats.bytes, stats.waits)
         for family, value in zip(families, values, strict=True):
             family.add_metric([], value)
     yield from families

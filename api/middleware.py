@@ -20,6 +20,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from api import ready
 from api.auth import PRINCIPAL_KEY, authenticate
 from api.booxi_shape import API_PREFIX, BooxiShapedError
 from api.errors import error_answer
@@ -59,6 +60,9 @@ def front_door(metrics: Metrics) -> Middleware:
             response = _booxi_answer(request, error) if booxi else error_answer(request, error)
         except Exception as error:
             response = _booxi_answer(request, error) if booxi else error_answer(request, error)
+        finally:
+            if ready.BUILDS in request:  # the reads waiting for this one's answer go on
+                ready.built(request)
         observe(_route(request), request.method, response.status, time.perf_counter() - started)
         return response
 

@@ -113,7 +113,14 @@ async def metrics(request: web.Request) -> web.Response:
     client = app.get(BOOXI)
     answers = app.get(READY)
     ready = (
-        ReadyStats(answers.hits, answers.misses, answers.drops, len(answers), answers.size)
+        ReadyStats(
+            answers.hits,
+            answers.misses,
+            answers.drops,
+            len(answers),
+            answers.size,
+            answers.waits,
+        )
         if answers is not None
         else None
     )

@@ -30,6 +30,8 @@ the answer was built from as ``Tag``s (the same vocabulary as ``storage.changes`
 - **Races**: a read that started before a change was applied and finishes after it is
   not kept if the change names one of its tags (``since``: the generation the read
   started at).
+- **One build**: concurrent misses of one answer build it once; the others wait for
+  it (``lookup``).
 - Only complete answers are kept: a fill that could not vouch for everything, partial
   coverage, provisional event ids, 304s and errors are not.
 
@@ -40,6 +42,7 @@ says ``fwd=uri-miss; stored``, the kept copy says ``hit``, as an uncached read w
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import datetime as dt
@@ -66,6 +69,8 @@ _APPLIED_TXS = 10_000
 _RECENT_CHANGES = 5_000
 _SINCE = web.RequestKey("ready_since", int)
 _KEY = web.RequestKey("ready_key", tuple)
+BUILDS = web.RequestKey("ready_builds", tuple)  # the key of the answer this read builds
+_WAITS = 3  # builds of one answer a read waits for before it builds its own
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -123,6 +128,9 @@ class ReadyAnswers:
         self.hits = 0
         self.misses = 0
         self.drops = 0
+        self.waits = 0  # misses that waited for another read building the same answer
+        # answers being built, by key: done when their builder's read ends
+        self.building: dict[Hashable, asyncio.Future[None]] = {}
 
     # ---- reading ---------------------------------------------------------------------
     @property
@@ -130,12 +138,10 @@ class ReadyAnswers:
         return self._generation
 
     def get(self, key: Hashable) -> Ready | None:
+        """The answer kept under ``key`` (then the most recently used), or None."""
         ready = self._entries.get(key)
-        if ready is None:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
+        if ready is not None:
+            self._entries.move_to_end(key)
         return ready
 
     def __len__(self) -> int:
@@ -291,20 +297,54 @@ def _key(request: web.Request) -> tuple[Hashable, ...]:
     return (request.path, request.query_string, principal(request).sight)
 
 
-def lookup(request: web.Request) -> web.Response | None:
+async def lookup(request: web.Request) -> web.Response | None:
     """The ready answer to this request, or None (then the handler builds it and calls
-    ``keep``)."""
+    ``keep``).
+
+    Concurrent misses of one answer build it once: while a read builds an answer, others
+    asking for the same wait for it to finish, then take the answer it kept (or, if it
+    kept none, wait for the next builder, at most ``_WAITS`` builds in all, then build
+    their own: a fill's first answer is not kept, as its own writes changed what it
+    read). The builder's part ends with ``built(request)``, which
+    the front door calls whatever happened (``api.middleware``)."""
     ready_answers = request.app.get(READY)
     if ready_answers is None or not ready_answers.enabled:
         return None
     ready_answers.refresh()
     key = _key(request)
     request[_KEY] = key
-    request[_SINCE] = ready_answers.generation
     ready = ready_answers.get(key)
+    waited = 0
+    while ready is None and waited < _WAITS:
+        building = ready_answers.building.get(key)
+        if building is None:
+            break
+        waited += 1
+        ready_answers.waits += 1
+        await asyncio.shield(building)
+        ready_answers.refresh()
+        ready = ready_answers.get(key)
     if ready is None:
+        ready_answers.misses += 1
+        if key not in ready_answers.building:
+            ready_answers.building[key] = asyncio.get_running_loop().create_future()
+            request[BUILDS] = key
+        request[_SINCE] = ready_answers.generation
         return None
+    ready_answers.hits += 1
     return respond(request, ready.body, ready.headers(request.app[CONFIG].api.staleness_s))
+
+
+def built(request: web.Request) -> None:
+    """The end of this request's building of its answer (kept or not): the reads that
+    wait for it go on (see ``lookup``)."""
+    key = request.pop(BUILDS, None)
+    ready_answers = request.app.get(READY)
+    if key is None or ready_answers is None:
+        return
+    building = ready_answers.building.pop(key, None)
+    if building is not None and not building.done():
+        building.set_result(None)
 
 
 def keep(

@@ -4,6 +4,7 @@ once; ETag and 304; erased personal data leaves the memory with the rows."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
@@ -124,6 +125,40 @@ async def test_repeat_reads_are_kept_and_equal_byte_for_byte_what_a_fresh_read_g
         assert f"booxi_mirror_ready_bytes {float(ready.size)}" in metrics
     assert again == first == fresh
     assert all(json.loads(body) for body in again)
+    await client.close()
+
+
+async def test_concurrent_first_reads_of_one_answer_build_it_once(
+    make_sim: Any, store: Store, make_mirror_app: Any
+) -> None:
+    sim, client, app = await _synced(make_sim, store, make_mirror_app)
+    booking = _appointment(sim)
+    history = (app.url + "/booking/v1/booking", {"clientId": str(booking["client"]["id"])})
+    ready = _ready(app)
+    # a slow Booxi: the first read's fill takes a while, and the others arrive meanwhile
+    await sim.control("POST", "/_sim/faults", {"latency_ms": 300})
+    await sim.control("DELETE", "/_sim/requests")
+    misses, hits = ready.misses, ready.hits
+    async with aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(*[_get(session, *history) for _ in range(8)])
+        async with session.get(app.url + "/metrics") as response:
+            metrics = await response.text()
+    assert {status for status, _, _ in answers} == {200}
+    assert len({body for _, body, _ in answers}) == 1
+    calls = [r["path"] for r in (await sim.control("GET", "/_sim/requests"))["requests"]]
+    assert calls and all(path.endswith("/booking") for path in calls), calls
+    # built twice: by the fill (its first answer is not kept: its own writes changed what
+    # it read), then from storage by one of the others; the six others waited for it
+    assert (ready.misses - misses, ready.hits - hits, ready.waits) == (2, 6, 13)
+    assert f"booxi_mirror_ready_waits_total {float(ready.waits)}" in metrics
+    assert not ready.building  # nothing left waiting
+    # a read that fails (an unknown client: Booxi's 404) lets the others go on
+    await sim.control("DELETE", "/_sim/requests")
+    async with aiohttp.ClientSession() as session:
+        missing = {"clientId": "987654321"}
+        failed = await asyncio.gather(*[_get(session, history[0], missing) for _ in range(3)])
+    assert {status for status, _, _ in failed} == {404}
+    assert not ready.building
     await client.close()
 
 
