@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from mirror.budget import RateBudget
+from mirror.client import BooxiClient
 from mirror.config import SyncConfig
 from mirror.scheduler import Poller, backoff_s
 from tests.conftest import Store, booxi_client
@@ -64,3 +66,36 @@ async def test_poller_polls_everyone_backs_off_and_catches_up(make_sim, store: S
             await _until(all_synced, 15)
         finally:
             poller.shutdown()
+
+
+async def test_scheduling_a_chains_staff_lets_requests_in_and_drops_who_left(
+    store: Store,
+) -> None:
+    sync = SyncConfig(calendar_interval_s=86400, reference_interval_s=86400, horizon_days=14)
+    budget = RateBudget(1000, 100_000)
+    async with BooxiClient("http://127.0.0.1:9/booking/v1", "unused", budget=budget) as client:
+        poller = Poller(client, store.writer, store.engine, sync)
+        poller.scheduler.start(paused=True)  # jobs scheduled, none run
+        turns = 0
+
+        async def other_work() -> None:  # what the event loop serves meanwhile
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        beside = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        try:
+            await poller.schedule_staff([(staff_id, 1) for staff_id in range(1, 2001)])
+            during = turns
+            assert during >= 2000 // 100 - 1  # a turn of the loop every 100 jobs
+            staff_jobs = {j.id for j in poller.scheduler.get_jobs() if j.id.startswith("staff:")}
+            assert len(staff_jobs) == 2000
+            await poller.schedule_queues([1, 2])
+            await poller.schedule_staff([(staff_id, 1) for staff_id in range(1, 11)])
+            ids = {j.id for j in poller.scheduler.get_jobs()}
+            assert ids == {f"staff:{i}" for i in range(1, 11)} | {"queue:1", "queue:2"}
+        finally:
+            beside.cancel()
+            poller.scheduler.shutdown(wait=False)
