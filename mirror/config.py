@@ -34,8 +34,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
+from mirror.config_messages import (
+    describe,
+    field_names,
+    holds_secret,
+    json_example,
+    mask_url_password,
+    model_in,
+)
 from mirror.errors import ConfigError
 
 ENV_PREFIX = "BOOXI_MIRROR_"
@@ -99,10 +106,10 @@ class StorageConfig(_Section):
 
     @field_serializer("url", when_used="json")
     def _serialize_url(self, value: str) -> str:
-        return _mask_url_password(value)
+        return mask_url_password(value)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        yield "url", _mask_url_password(self.url)
+        yield "url", mask_url_password(self.url)
 
 
 class SyncConfig(_Section):
@@ -203,7 +210,9 @@ class ApiConfig(_Section):
     max_connections: int = Field(default=1000, ge=1)
     fills_per_minute: float = Field(default=30.0, gt=0)
     fill_burst: int = Field(default=10, ge=1)
-    keys: tuple[ApiKey, ...] = ()
+    keys: tuple[ApiKey, ...] = Field(
+        default=(), examples=[[{"name": "tablet", "key": "...", "scopes": ["read"]}]]
+    )
 
     @field_validator("keys")
     @classmethod
@@ -313,7 +322,9 @@ def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str])
         return Config.model_validate(data)
     except ValidationError as exc:
         source = str(file_path) if file_path is not None else "defaults"
-        raise ConfigError(_describe(exc.errors(include_url=False), source, from_env)) from None
+        raise ConfigError(
+            describe(exc.errors(include_url=False), Config, source, from_env)
+        ) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -357,12 +368,14 @@ def _overlay_environ(
             )
         if section not in Config.model_fields:
             raise ConfigError(
-                f"{name}: unknown section [{section}]; valid sections: {_names(Config)}"
+                f"{name}: unknown section [{section}]; valid sections: {field_names(Config)}"
             )
-        model = _model_at((section,))
+        model = model_in(Config.model_fields[section].annotation) or Config
         field = model.model_fields.get(key)
         if field is None:
-            raise ConfigError(f"{name}: unknown key in [{section}]; valid keys: {_names(model)}")
+            raise ConfigError(
+                f"{name}: unknown key in [{section}]; valid keys: {field_names(model)}"
+            )
         if (section, key) in sources:
             raise ConfigError(
                 f"{name}: [{section}] {key} is also set by {sources[section, key][0]}; set it once"
@@ -373,9 +386,9 @@ def _overlay_environ(
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError:
-                shown = "(secret)" if _holds_secret(field.annotation) else repr(raw)
+                shown = "(secret)" if holds_secret(field.annotation) else repr(raw)
                 raise ConfigError(
-                    f"{name}={shown}: must be JSON, e.g. {_json_example(field.annotation)}"
+                    f"{name}={shown}: must be JSON, e.g. {json_example(field)}"
                 ) from None
         section_data = data.setdefault(section, {})
         if isinstance(section_data, dict):  # else the file's own error is reported
@@ -384,205 +397,7 @@ def _overlay_environ(
     return sources
 
 
-# Error messages
-
-
-def _describe(
-    errors: list[ErrorDetails], source: str, from_env: Mapping[tuple[str, str], tuple[str, str]]
-) -> str:
-    """One line for the first error, naming its source, section and key, and the fix."""
-    error = errors[0]
-    loc = tuple(error["loc"])
-    where = _where(loc)
-    if error["type"] == "extra_forbidden":
-        fix, value = _unknown_key(loc, error["input"]), ""
-    else:
-        fix, value = _fix(error), _shown_value(loc, error["input"])
-    if len(loc) == 1 and not isinstance(error["input"], dict):
-        where = str(loc[0])  # a plain value where a section belongs: `sync = 5`
-    more = len(errors) - 1
-    if more:
-        fix += f" (and {more} more problem{'s' if more > 1 else ''})"
-    env = from_env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
-    if env is None:
-        return f"{source} {where}{value}: {fix}"
-    name, raw = env
-    if len(loc) == 2:
-        secret = _holds_secret(_annotation_at(loc))
-        shown = "(secret)" if secret else repr(_mask_url_password(raw))
-        return f"{name}={shown}: {fix}"
-    return f"{name}: {where}{value}: {fix}"
-
-
-_FIXES = {
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number",
-    "string_type": "must be a string",
-    "too_short": "must not be empty",
-    "string_too_short": "must not be empty",
-    "tuple_type": "must be a list, e.g. [1, 2]",
-    "list_type": "must be a list, e.g. [1, 2]",
-    "model_type": "must be a table",
-    "model_attributes_type": "must be a table",
-    "dict_type": "must be a table",
-    "missing": "is required",
-}
-
-
-def _fix(error: ErrorDetails) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind in ("tuple_type", "list_type") and _model_in(_annotation_at(error["loc"])):
-        return "must be a list of tables"
-    if kind in _FIXES:
-        return _FIXES[kind]
-    if kind == "greater_than":
-        return f"must be greater than {_number(ctx['gt'])}"
-    if kind == "greater_than_equal":
-        return f"must be at least {_number(ctx['ge'])}"
-    if kind == "less_than_equal":
-        return f"must be at most {_number(ctx['le'])}"
-    if kind == "literal_error":
-        return f"must be {ctx['expected']}"
-    if kind == "value_error":
-        return str(ctx["error"])
-    message = error["msg"]
-    return message[:1].lower() + message[1:]
-
-
-def _unknown_key(loc: tuple[str | int, ...], value: object) -> str:
-    model = _model_at(loc[:-1])
-    if model is Config and not isinstance(value, dict):
-        return f"not a section: keys go under one; valid sections: {_names(Config)}"
-    if model is Config:
-        return f"unknown section; valid sections: {_names(Config)}"
-    return f"unknown key; valid keys: {_names(model)}"
-
-
-def _where(loc: tuple[str | int, ...]) -> str:
-    """``[sync] merchant_ids[0]`` or ``[[api.keys]] #2 scopes`` for a location."""
-    tables, path = [str(loc[0])], list[str]()
-    head = f"[{loc[0]}]"
-    model = _model_in(Config.model_fields[tables[0]].annotation) if len(loc) > 1 else None
-    index = 1
-    while index < len(loc):
-        part = loc[index]
-        if isinstance(part, int):
-            if path:
-                path[-1] += f"[{part}]"
-            index += 1
-            continue
-        field = model.model_fields.get(part) if model is not None else None
-        inner = _model_in(field.annotation) if field is not None else None
-        nxt = loc[index + 1] if index + 1 < len(loc) else None
-        if inner is not None and isinstance(nxt, int):
-            tables.append(part)
-            head, path, model = f"[[{'.'.join(tables)}]] #{nxt + 1}", [], inner
-            index += 2
-            continue
-        path.append(part)
-        model = inner
-        index += 1
-    return f"{head} {'.'.join(path)}" if path else head
-
-
-def _shown_value(loc: tuple[str | int, ...], value: object) -> str:
-    """`` = <value>`` as TOML, or `` = (secret)``, or nothing for tables."""
-    if isinstance(value, list | tuple) and all(_is_scalar(item) for item in value):
-        shown = f"[{', '.join(_toml_scalar(item) for item in value)}]"
-    elif _is_scalar(value):
-        shown = _toml_scalar(value)
-    else:
-        return ""
-    return " = (secret)" if _holds_secret(_annotation_at(loc)) else f" = {shown}"
-
-
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def _toml_scalar(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        text = json.dumps(_mask_url_password(value))
-        return text if len(text) <= 80 else text[:76] + '..."'
-    return str(value)
-
-
-def _number(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _mask_url_password(url: str) -> str:
-    """``url`` with the password of its user part, if any, replaced by ``***``."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        scheme, rest = "", url
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{separator}{user}:***@{host}"
-
-
-# Walking the models along an error location
-
-
-def _names(model: type[BaseModel]) -> str:
-    return ", ".join(sorted(model.model_fields))
-
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    """The model class inside an annotation (``ApiKey`` in ``tuple[ApiKey, ...]``)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
-    model: type[BaseModel] = Config
-    for part in loc:
-        if isinstance(part, str) and part in model.model_fields:
-            model = _model_in(model.model_fields[part].annotation) or model
-    return model
-
-
-def _annotation_at(loc: tuple[str | int, ...]) -> object:
-    """The annotation of the last named field along ``loc`` (None if there is none)."""
-    model: type[BaseModel] | None = Config
-    annotation: object = None
-    for part in loc:
-        if isinstance(part, str) and model is not None and part in model.model_fields:
-            annotation = model.model_fields[part].annotation
-            model = _model_in(annotation)
-    return annotation
-
-
-def _holds_secret(annotation: object) -> bool:
-    if annotation is SecretStr:
-        return True
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return any(_holds_secret(field.annotation) for field in annotation.model_fields.values())
-    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
-
-
 def _takes_json(annotation: object) -> bool:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return True
     return typing.get_origin(annotation) in (list, tuple, dict)
-
-
-def _json_example(annotation: object) -> str:
-    if _model_in(annotation) is ApiKey:
-        return '[{"name": "tablet", "key": "...", "scopes": ["read"]}]'
-    return "[1, 2]"
