@@ -5,6 +5,13 @@ Three layers, later wins: the defaults below, a TOML file, then environment vari
 An environment value is a plain string that pydantic coerces ("30" for a number), except
 for list and table keys, which take JSON: ``BOOXI_MIRROR_SYNC__MERCHANT_IDS='[1, 2]'``.
 
+The layering is pydantic-settings': ``Config`` is a ``BaseSettings`` whose sources, in
+``settings_customise_sources``, are the init values, the environment and the TOML file,
+in that precedence. The two sources, with the mirror's own rules (an explicit ``environ``,
+unknown ``BOOXI_MIRROR_`` names refused), are in ``mirror.settings_sources``; the error
+messages are in ``mirror.config_messages``. ``Config()`` alone reads nothing: defaults
+and init values only. ``load_config`` is what reads the file and the environment.
+
 Every mistake is a ``ConfigError`` whose message is one line naming the source, the
 section and key, and the fix; secrets never appear in it, nor in ``repr(config)``.
 
@@ -15,11 +22,9 @@ Public names: ``load_config``, ``resolve_config_path``, ``Config`` and its secti
 
 import base64
 import binascii
-import json
 import os
-import tomllib
-import typing
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlsplit
@@ -34,22 +39,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from mirror.config_messages import (
-    describe,
-    field_names,
-    holds_secret,
-    json_example,
-    mask_url_password,
-    model_in,
-)
+from mirror.config_messages import describe, mask_url_password
 from mirror.errors import ConfigError
-
-ENV_PREFIX = "BOOXI_MIRROR_"
-CONFIG_ENV = "BOOXI_MIRROR_CONFIG"
-# Names under the prefix that are not settings: the config file's path, and knobs of the
-# test suite such as BOOXI_MIRROR_TEST_POSTGRES_URL (exported by .ci/run).
-_NOT_SETTINGS = (CONFIG_ENV, "BOOXI_MIRROR_TEST_")
+from mirror.settings_sources import CONFIG_ENV as CONFIG_ENV
+from mirror.settings_sources import ENV_PREFIX as ENV_PREFIX
+from mirror.settings_sources import EnvironSource, TomlFileSource
 
 NonEmptySecret = Annotated[SecretStr, Field(min_length=1)]
 # The only databases the mirror runs on: SQLite through aiosqlite, PostgreSQL through asyncpg.
@@ -263,8 +259,15 @@ class PrivacyConfig(_Section):
     retention_days: int | None = Field(default=None, ge=0)
 
 
-class Config(_Section):
+# The sources ``load_config`` hands to ``Config.settings_customise_sources`` for one build.
+_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_SOURCES", default=())
+
+
+class Config(BaseSettings):
     """All settings. Build it with ``load_config``; pass sections, not the whole, onwards."""
+
+    # For the file's keys and init values; EnvironSource makes variable names case-insensitive.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=True)
 
     booxi: BooxiConfig = Field(default_factory=BooxiConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -281,6 +284,22 @@ class Config(_Section):
                 f"or {ENV_PREFIX}BOOXI__PARTNER_KEY"
             )
         return self.booxi.partner_key.get_secret_value()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init values, then the environment, then the file: the last two from ``load_config``.
+
+        Outside ``load_config`` (``Config()``, ``Config(sync=...)``) nothing is read: not
+        ``os.environ``, no ``.env`` file, no secrets directory.
+        """
+        return (init_settings, *_SOURCES.get())
 
     def iter_secrets(self) -> Iterator[str]:
         """Every secret value in the config, for log redaction."""
@@ -316,88 +335,14 @@ def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str])
     Raises ``ConfigError`` for anything wrong.
     """
     file_path = resolve_config_path(path, environ)
-    data = _read_toml(file_path) if file_path is not None else {}
-    from_env = _overlay_environ(data, environ)
+    file = TomlFileSource(Config, file_path)  # read first: a bad file is the first error
+    env = EnvironSource(Config, environ)
+    token = _SOURCES.set((env, file))
     try:
-        return Config.model_validate(data)
+        return Config()
     except ValidationError as exc:
         source = str(file_path) if file_path is not None else "defaults"
-        raise ConfigError(
-            describe(exc.errors(include_url=False), Config, source, from_env)
-        ) from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(
-            f"{path}: cannot read the config file ({reason}); "
-            f"check the path given with --config or {CONFIG_ENV}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid TOML: {exc}; see config.example.toml for the format"
-        ) from None
-
-
-# Environment layer
-
-
-def _overlay_environ(
-    data: dict[str, Any], environ: Mapping[str, str]
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """Put ``BOOXI_MIRROR_<SECTION>__<KEY>`` values into ``data``.
-
-    Returns ``{(section, key): (variable name, raw value)}`` so errors can name the variable.
-    """
-    sources: dict[tuple[str, str], tuple[str, str]] = {}
-    for name in sorted(environ):
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
-            continue
-        section, separator, key = upper.removeprefix(ENV_PREFIX).lower().partition("__")
-        if not separator or not section or not key:
-            raise ConfigError(
-                f"{name}: not a setting; settings are named {ENV_PREFIX}<SECTION>__<KEY>, "
-                f"e.g. {ENV_PREFIX}SYNC__HORIZON_DAYS"
-            )
-        if section not in Config.model_fields:
-            raise ConfigError(
-                f"{name}: unknown section [{section}]; valid sections: {field_names(Config)}"
-            )
-        model = model_in(Config.model_fields[section].annotation) or Config
-        field = model.model_fields.get(key)
-        if field is None:
-            raise ConfigError(
-                f"{name}: unknown key in [{section}]; valid keys: {field_names(model)}"
-            )
-        if (section, key) in sources:
-            raise ConfigError(
-                f"{name}: [{section}] {key} is also set by {sources[section, key][0]}; set it once"
-            )
-        raw = environ[name]
-        value: Any = raw
-        if _takes_json(field.annotation):
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                shown = "(secret)" if holds_secret(field.annotation) else repr(raw)
-                raise ConfigError(
-                    f"{name}={shown}: must be JSON, e.g. {json_example(field)}"
-                ) from None
-        section_data = data.setdefault(section, {})
-        if isinstance(section_data, dict):  # else the file's own error is reported
-            section_data[key] = value
-        sources[section, key] = (name, raw)
-    return sources
-
-
-def _takes_json(annotation: object) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return True
-    return typing.get_origin(annotation) in (list, tuple, dict)
+        errors = exc.errors(include_url=False)
+        raise ConfigError(describe(errors, Config, source, env.variables)) from None
+    finally:
+        _SOURCES.reset(token)
