@@ -3,7 +3,9 @@
 It knows no aiohttp server and no click: ``api`` and ``cli`` build on it, never the
 other way round (``tests/test_layering.py``). Public names:
 
-- ``mirror.config``: ``load_config(path, environ) -> Config`` and the ``Config`` sections.
+- ``mirror.config``: ``load_config(path, environ) -> Config`` and the ``Config`` sections,
+  built by pydantic-settings from ``mirror.settings_sources`` (the environment, the file);
+  its one-line errors come from ``mirror.config_messages``.
 - ``mirror.client``: ``BooxiClient`` (typed calls, paging, retries for GETs), over
   ``mirror.booxi_http`` (transport) and ``mirror.budget.RateBudget`` (one fair-use
   budget per process, writes first) with ``mirror.shared_budget.SharedRateBudget`` (that

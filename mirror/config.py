@@ -5,6 +5,13 @@ Three layers, later wins: the defaults below, a TOML file, then environment vari
 An environment value is a plain string that pydantic coerces ("30" for a number), except
 for list and table keys, which take JSON: ``BOOXI_MIRROR_SYNC__MERCHANT_IDS='[1, 2]'``.
 
+The layering is pydantic-settings': ``Config`` is a ``BaseSettings`` whose sources, in
+``settings_customise_sources``, are the init values, the environment and the TOML file,
+in that precedence. The two sources, with the mirror's own rules (an explicit ``environ``,
+unknown ``BOOXI_MIRROR_`` names refused), are in ``mirror.settings_sources``; the error
+messages are in ``mirror.config_messages``. ``Config()`` alone reads nothing: defaults
+and init values only. ``load_config`` is what reads the file and the environment.
+
 Every mistake is a ``ConfigError`` whose message is one line naming the source, the
 section and key, and the fix; secrets never appear in it, nor in ``repr(config)``.
 
@@ -15,11 +22,9 @@ Public names: ``load_config``, ``resolve_config_path``, ``Config`` and its secti
 
 import base64
 import binascii
-import json
 import os
-import tomllib
-import typing
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlsplit
@@ -34,15 +39,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mirror.config_messages import describe, mask_url_password
 from mirror.errors import ConfigError
-
-ENV_PREFIX = "BOOXI_MIRROR_"
-CONFIG_ENV = "BOOXI_MIRROR_CONFIG"
-# Names under the prefix that are not settings: the config file's path, and knobs of the
-# test suite such as BOOXI_MIRROR_TEST_POSTGRES_URL (exported by .ci/run).
-_NOT_SETTINGS = (CONFIG_ENV, "BOOXI_MIRROR_TEST_")
+from mirror.settings_sources import CONFIG_ENV as CONFIG_ENV
+from mirror.settings_sources import ENV_PREFIX as ENV_PREFIX
+from mirror.settings_sources import EnvironSource, TomlFileSource
 
 NonEmptySecret = Annotated[SecretStr, Field(min_length=1)]
 # The only databases the mirror runs on: SQLite through aiosqlite, PostgreSQL through asyncpg.
@@ -99,10 +102,10 @@ class StorageConfig(_Section):
 
     @field_serializer("url", when_used="json")
     def _serialize_url(self, value: str) -> str:
-        return _mask_url_password(value)
+        return mask_url_password(value)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        yield "url", _mask_url_password(self.url)
+        yield "url", mask_url_password(self.url)
 
 
 class SyncConfig(_Section):
@@ -203,7 +206,9 @@ class ApiConfig(_Section):
     max_connections: int = Field(default=1000, ge=1)
     fills_per_minute: float = Field(default=30.0, gt=0)
     fill_burst: int = Field(default=10, ge=1)
-    keys: tuple[ApiKey, ...] = ()
+    keys: tuple[ApiKey, ...] = Field(
+        default=(), examples=[[{"name": "tablet", "key": "...", "scopes": ["read"]}]]
+    )
 
     @field_validator("keys")
     @classmethod
@@ -254,8 +259,15 @@ class PrivacyConfig(_Section):
     retention_days: int | None = Field(default=None, ge=0)
 
 
-class Config(_Section):
+# The sources ``load_config`` hands to ``Config.settings_customise_sources`` for one build.
+_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_SOURCES", default=())
+
+
+class Config(BaseSettings):
     """All settings. Build it with ``load_config``; pass sections, not the whole, onwards."""
+
+    # For the file's keys and init values; EnvironSource makes variable names case-insensitive.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=True)
 
     booxi: BooxiConfig = Field(default_factory=BooxiConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -272,6 +284,22 @@ class Config(_Section):
                 f"or {ENV_PREFIX}BOOXI__PARTNER_KEY"
             )
         return self.booxi.partner_key.get_secret_value()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init values, then the environment, then the file: the last two from ``load_config``.
+
+        Outside ``load_config`` (``Config()``, ``Config(sync=...)``) nothing is read: not
+        ``os.environ``, no ``.env`` file, no secrets directory.
+        """
+        return (init_settings, *_SOURCES.get())
 
     def iter_secrets(self) -> Iterator[str]:
         """Every secret value in the config, for log redaction."""
@@ -307,282 +335,14 @@ def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str])
     Raises ``ConfigError`` for anything wrong.
     """
     file_path = resolve_config_path(path, environ)
-    data = _read_toml(file_path) if file_path is not None else {}
-    from_env = _overlay_environ(data, environ)
+    file = TomlFileSource(Config, file_path)  # read first: a bad file is the first error
+    env = EnvironSource(Config, environ)
+    token = _SOURCES.set((env, file))
     try:
-        return Config.model_validate(data)
+        return Config()
     except ValidationError as exc:
         source = str(file_path) if file_path is not None else "defaults"
-        raise ConfigError(_describe(exc.errors(include_url=False), source, from_env)) from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(
-            f"{path}: cannot read the config file ({reason}); "
-            f"check the path given with --config or {CONFIG_ENV}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid TOML: {exc}; see config.example.toml for the format"
-        ) from None
-
-
-# Environment layer
-
-
-def _overlay_environ(
-    data: dict[str, Any], environ: Mapping[str, str]
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """Put ``BOOXI_MIRROR_<SECTION>__<KEY>`` values into ``data``.
-
-    Returns ``{(section, key): (variable name, raw value)}`` so errors can name the variable.
-    """
-    sources: dict[tuple[str, str], tuple[str, str]] = {}
-    for name in sorted(environ):
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
-            continue
-        section, separator, key = upper.removeprefix(ENV_PREFIX).lower().partition("__")
-        if not separator or not section or not key:
-            raise ConfigError(
-                f"{name}: not a setting; settings are named {ENV_PREFIX}<SECTION>__<KEY>, "
-                f"e.g. {ENV_PREFIX}SYNC__HORIZON_DAYS"
-            )
-        if section not in Config.model_fields:
-            raise ConfigError(
-                f"{name}: unknown section [{section}]; valid sections: {_names(Config)}"
-            )
-        model = _model_at((section,))
-        field = model.model_fields.get(key)
-        if field is None:
-            raise ConfigError(f"{name}: unknown key in [{section}]; valid keys: {_names(model)}")
-        if (section, key) in sources:
-            raise ConfigError(
-                f"{name}: [{section}] {key} is also set by {sources[section, key][0]}; set it once"
-            )
-        raw = environ[name]
-        value: Any = raw
-        if _takes_json(field.annotation):
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                shown = "(secret)" if _holds_secret(field.annotation) else repr(raw)
-                raise ConfigError(
-                    f"{name}={shown}: must be JSON, e.g. {_json_example(field.annotation)}"
-                ) from None
-        section_data = data.setdefault(section, {})
-        if isinstance(section_data, dict):  # else the file's own error is reported
-            section_data[key] = value
-        sources[section, key] = (name, raw)
-    return sources
-
-
-# Error messages
-
-
-def _describe(
-    errors: list[ErrorDetails], source: str, from_env: Mapping[tuple[str, str], tuple[str, str]]
-) -> str:
-    """One line for the first error, naming its source, section and key, and the fix."""
-    error = errors[0]
-    loc = tuple(error["loc"])
-    where = _where(loc)
-    if error["type"] == "extra_forbidden":
-        fix, value = _unknown_key(loc, error["input"]), ""
-    else:
-        fix, value = _fix(error), _shown_value(loc, error["input"])
-    if len(loc) == 1 and not isinstance(error["input"], dict):
-        where = str(loc[0])  # a plain value where a section belongs: `sync = 5`
-    more = len(errors) - 1
-    if more:
-        fix += f" (and {more} more problem{'s' if more > 1 else ''})"
-    env = from_env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
-    if env is None:
-        return f"{source} {where}{value}: {fix}"
-    name, raw = env
-    if len(loc) == 2:
-        secret = _holds_secret(_annotation_at(loc))
-        shown = "(secret)" if secret else repr(_mask_url_password(raw))
-        return f"{name}={shown}: {fix}"
-    return f"{name}: {where}{value}: {fix}"
-
-
-_FIXES = {
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number",
-    "string_type": "must be a string",
-    "too_short": "must not be empty",
-    "string_too_short": "must not be empty",
-    "tuple_type": "must be a list, e.g. [1, 2]",
-    "list_type": "must be a list, e.g. [1, 2]",
-    "model_type": "must be a table",
-    "model_attributes_type": "must be a table",
-    "dict_type": "must be a table",
-    "missing": "is required",
-}
-
-
-def _fix(error: ErrorDetails) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind in ("tuple_type", "list_type") and _model_in(_annotation_at(error["loc"])):
-        return "must be a list of tables"
-    if kind in _FIXES:
-        return _FIXES[kind]
-    if kind == "greater_than":
-        return f"must be greater than {_number(ctx['gt'])}"
-    if kind == "greater_than_equal":
-        return f"must be at least {_number(ctx['ge'])}"
-    if kind == "less_than_equal":
-        return f"must be at most {_number(ctx['le'])}"
-    if kind == "literal_error":
-        return f"must be {ctx['expected']}"
-    if kind == "value_error":
-        return str(ctx["error"])
-    message = error["msg"]
-    return message[:1].lower() + message[1:]
-
-
-def _unknown_key(loc: tuple[str | int, ...], value: object) -> str:
-    model = _model_at(loc[:-1])
-    if model is Config and not isinstance(value, dict):
-        return f"not a section: keys go under one; valid sections: {_names(Config)}"
-    if model is Config:
-        return f"unknown section; valid sections: {_names(Config)}"
-    return f"unknown key; valid keys: {_names(model)}"
-
-
-def _where(loc: tuple[str | int, ...]) -> str:
-    """``[sync] merchant_ids[0]`` or ``[[api.keys]] #2 scopes`` for a location."""
-    tables, path = [str(loc[0])], list[str]()
-    head = f"[{loc[0]}]"
-    model = _model_in(Config.model_fields[tables[0]].annotation) if len(loc) > 1 else None
-    index = 1
-    while index < len(loc):
-        part = loc[index]
-        if isinstance(part, int):
-            if path:
-                path[-1] += f"[{part}]"
-            index += 1
-            continue
-        field = model.model_fields.get(part) if model is not None else None
-        inner = _model_in(field.annotation) if field is not None else None
-        nxt = loc[index + 1] if index + 1 < len(loc) else None
-        if inner is not None and isinstance(nxt, int):
-            tables.append(part)
-            head, path, model = f"[[{'.'.join(tables)}]] #{nxt + 1}", [], inner
-            index += 2
-            continue
-        path.append(part)
-        model = inner
-        index += 1
-    return f"{head} {'.'.join(path)}" if path else head
-
-
-def _shown_value(loc: tuple[str | int, ...], value: object) -> str:
-    """`` = <value>`` as TOML, or `` = (secret)``, or nothing for tables."""
-    if isinstance(value, list | tuple) and all(_is_scalar(item) for item in value):
-        shown = f"[{', '.join(_toml_scalar(item) for item in value)}]"
-    elif _is_scalar(value):
-        shown = _toml_scalar(value)
-    else:
-        return ""
-    return " = (secret)" if _holds_secret(_annotation_at(loc)) else f" = {shown}"
-
-
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def _toml_scalar(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        text = json.dumps(_mask_url_password(value))
-        return text if len(text) <= 80 else text[:76] + '..."'
-    return str(value)
-
-
-def _number(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _mask_url_password(url: str) -> str:
-    """``url`` with the password of its user part, if any, replaced by ``***``."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        scheme, rest = "", url
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{separator}{user}:***@{host}"
-
-
-# Walking the models along an error location
-
-
-def _names(model: type[BaseModel]) -> str:
-    return ", ".join(sorted(model.model_fields))
-
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    """The model class inside an annotation (``ApiKey`` in ``tuple[ApiKey, ...]``)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
-    model: type[BaseModel] = Config
-    for part in loc:
-        if isinstance(part, str) and part in model.model_fields:
-            model = _model_in(model.model_fields[part].annotation) or model
-    return model
-
-
-def _annotation_at(loc: tuple[str | int, ...]) -> object:
-    """The annotation of the last named field along ``loc`` (None if there is none)."""
-    model: type[BaseModel] | None = Config
-    annotation: object = None
-    for part in loc:
-        if isinstance(part, str) and model is not None and part in model.model_fields:
-            annotation = model.model_fields[part].annotation
-            model = _model_in(annotation)
-    return annotation
-
-
-def _holds_secret(annotation: object) -> bool:
-    if annotation is SecretStr:
-        return True
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return any(_holds_secret(field.annotation) for field in annotation.model_fields.values())
-    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
-
-
-def _takes_json(annotation: object) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return True
-    return typing.get_origin(annotation) in (list, tuple, dict)
-
-
-def _json_example(annotation: object) -> str:
-    if _model_in(annotation) is ApiKey:
-        return '[{"name": "tablet", "key": "...", "scopes": ["read"]}]'
-    return "[1, 2]"
+        errors = exc.errors(include_url=False)
+        raise ConfigError(describe(errors, Config, source, env.variables)) from None
+    finally:
+        _SOURCES.reset(token)
