@@ -18,22 +18,23 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select, text
 from sqlalchemy.engine import Connection
 
 from storage.bookings import BOOKING
+from storage.models import QUEUE_METHOD, QUEUE_PENDING, QUEUED
 from storage.read_connection import ReadConnection
 from storage.reads import Raw, _by_id, _services_of
 from storage.times import instant_key
 
-PENDING = ("PendingStaffApproval", "PendingClientApproval")
-METHOD = "Appointment"
+PENDING = QUEUE_PENDING
+METHOD = QUEUE_METHOD
 SCOPE_PREFIX = "queue:"
 
-_WHERE = (
-    "method = ? AND status <> 'Cancelled' AND (staff_id IS NULL OR status IN (?, ?))"
-    " AND starts_on >= ? AND starts_on <= ?"
-)
+# the partial index's terms, literally (``storage.models.QUEUED``), then the range
+_WHERE = QUEUED + " AND starts_on >= ? AND starts_on <= ?"
+# every store's queue size over a range (``/metrics``): read from the partial index alone
+SIZES_SQL = "SELECT merchant_id, COUNT(*) FROM booking WHERE " + _WHERE + " GROUP BY merchant_id"
 
 
 def queue_scope(merchant_id: int) -> str:
@@ -73,7 +74,7 @@ def queue_page(
     rows = conn.execute(
         "SELECT booking_id, staff_id, modified_on, raw FROM booking WHERE merchant_id = ? AND "
         + _WHERE,
-        [merchant_id, METHOD, *PENDING, start, end],
+        [merchant_id, start, end],
     ).fetchall()
     ordered = sorted((sort_key(r[3], r[2]), r[0], r[1], r[3]) for r in rows)
     total = len(ordered)
@@ -100,10 +101,7 @@ def queue_sizes(conn: ReadConnection, start: str, end: str) -> dict[int, int]:
     """How many requests each store's queue holds with ``starts_on`` in ``[start, end]``:
     every store the mirror holds (0 for an empty queue), and any other with requests."""
     sizes = {int(r[0]): 0 for r in conn.execute("SELECT id FROM merchant").fetchall()}
-    rows = conn.execute(
-        "SELECT merchant_id, COUNT(*) FROM booking WHERE " + _WHERE + " GROUP BY merchant_id",
-        [METHOD, *PENDING, start, end],
-    ).fetchall()
+    rows = conn.execute(SIZES_SQL, [start, end]).fetchall()
     sizes.update({int(r[0]): int(r[1]) for r in rows})
     return sizes
 
@@ -122,9 +120,7 @@ def queued_not_returned(
     result = conn.execute(
         select(BOOKING.c.booking_id).where(
             BOOKING.c.merchant_id == merchant_id,
-            BOOKING.c.method == METHOD,
-            BOOKING.c.status != "Cancelled",
-            or_(BOOKING.c.staff_id.is_(None), BOOKING.c.status.in_(PENDING)),
+            text(QUEUED),
             and_(BOOKING.c.starts_on >= start, BOOKING.c.starts_on <= end),
             BOOKING.c.synced_at < synced_before,
         )

@@ -216,3 +216,19 @@ async def test_ids_up_to_2_to_the_53_are_stored_and_read(store: Store) -> None:
         assert await reader.run(reads.one, "staff", big - 2) is None
     finally:
         await reader.close()
+
+
+async def test_the_queues_sizes_are_read_from_their_partial_index(store: Store) -> None:
+    """``/metrics`` counts every store's queue: the planner can answer from the partial
+    index (its terms are the query's, literally), where it would otherwise read every
+    booking of the stores (0.8 s on a million, blocking reads behind it)."""
+    from storage.store_queue import SIZES_SQL
+
+    sql = SIZES_SQL.replace("?", "'2026-01-01T00:00:00Z'")
+    async with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)).all()
+        else:  # an empty table is scanned whatever its indexes: ask for the index's use
+            await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = (await conn.exec_driver_sql("EXPLAIN " + sql)).all()
+    assert "ix_booking_queue" in " ".join(str(row[-1]) for row in plan)
