@@ -2,11 +2,11 @@
 
 Fields (in ``extra=``, so the JSON formatter of ``cli.logs`` makes them keys):
 ``method``, ``route`` (the route's name in ``api.routes``, ``unmatched`` for a path no
-route serves), ``path``, ``status``, ``duration_ms``, ``remote`` and ``bytes`` (body
-bytes sent), then whatever a handler put in ``request[ACCESS_FIELDS]`` (the webhook
-receiver: the event's id, type and outcome). The query string is never logged: its
-values can be e-mail addresses and phone numbers (``GET /client?email=...``); nor is
-any header.
+route serves), ``path``, ``status``, ``duration_ms``, ``remote`` and ``bytes`` (bytes
+sent, headers included: aiohttp's ``body_length``), then whatever a handler put in
+``request[ACCESS_FIELDS]`` (the webhook receiver: the event's id, type and outcome). The
+query string is never logged: its values can be e-mail addresses and phone numbers
+(``GET /client?email=...``); nor is any header.
 """
 
 from __future__ import annotations

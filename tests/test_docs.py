@@ -1,6 +1,10 @@
-"""The docs keep up with the code: config keys, CLI commands and help, set-up commands."""
+"""The docs keep up with the code: config keys, CLI commands and help, set-up commands,
+metric and log event names."""
 
+import ast
+import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,7 +12,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from api.metrics import Metrics, PollLeaderCollector, ReadyStats, Snapshot
 from cli.main import cli
+from mirror.budget import BudgetStats
 from mirror.config import ApiKey, Config, load_config
 
 ROOT = Path(__file__).parent.parent
@@ -18,6 +24,8 @@ DEMO_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/booxi-mirror demo"
 )
 TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' && .venv/bin/pytest"
+PACKAGES = ("api", "cli", "mirror", "simulator", "storage")
+LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
 
 
 def documented_keys() -> dict[str, set[str]]:
@@ -58,6 +66,45 @@ def readme_section(title: str) -> str:
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else None]
+
+
+def exposed_metrics() -> set[str]:
+    """Every metric name /metrics exposes, from a scrape with every figure present."""
+    now = dt.datetime.now(dt.UTC)
+    metrics = Metrics()
+    metrics.registry.register(PollLeaderCollector(lambda: True))
+    metrics.observe("livez", "GET", 200, 0.001)
+    snapshot = Snapshot(
+        now,
+        store_oldest={1: now},
+        latest_webhook_at=now,
+        upstream=Counter({"requests.GET": 1, "error.unavailable": 1, "retries": 1}),
+        budget=BudgetStats(1, 0.0, {"poll": 1}, {"poll": 0.0}, {"poll": 0}, 0, 0, 0),
+        ready=ReadyStats(hits=1, misses=1, drops=1, held=1, bytes=1, waits=1),
+        queue_sizes={1: 1},
+    )
+    text, _ = metrics.render(snapshot)
+    names = re.findall(r"^# TYPE (\w+) ", text.decode(), re.MULTILINE)
+    return {name for name in names if not name.endswith("_created")}  # a histogram's
+
+
+def log_events() -> set[str]:
+    """The event name (a message's first word) of every log call with a literal message."""
+    events: set[str] = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in LOG_METHODS
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                    and (name := re.match(r"[a-z_]+(\.[a-z_]+)+", node.args[0].value))
+                ):
+                    events.add(name.group())
+    return events
 
 
 # config.example.toml
@@ -109,6 +156,20 @@ def test_readme_help_output_is_current(args: tuple[str, ...]) -> None:
     command = " ".join(("booxi-mirror", *args, "--help"))
 
     assert f"$ {command}\n{help_text(*args)}```" in README.read_text()
+
+
+def test_readme_operations_lists_every_metric_and_no_other() -> None:
+    operations = readme_section("Operations")
+    listed = set(re.findall(r"booxi_mirror_\w+", operations))
+
+    assert listed == exposed_metrics()
+
+
+def test_readme_names_every_log_event() -> None:
+    readme = README.read_text()
+    events = log_events() | {"http.request"}  # the access log's, a constant
+
+    assert {event for event in events if f"`{event}`" not in readme} == set()
 
 
 def test_readme_setup_has_exactly_the_two_commands() -> None:
