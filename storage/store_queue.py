@@ -22,13 +22,13 @@ from sqlalchemy import and_, select, text
 from sqlalchemy.engine import Connection
 
 from storage.bookings import BOOKING
-from storage.models import QUEUE_METHOD, QUEUE_PENDING, QUEUED
+from storage.models import QUEUE_METHOD as METHOD
+from storage.models import QUEUE_PENDING as PENDING
+from storage.models import QUEUED
 from storage.read_connection import ReadConnection
 from storage.reads import Raw, _by_id, _services_of
 from storage.times import instant_key
 
-PENDING = QUEUE_PENDING
-METHOD = QUEUE_METHOD
 SCOPE_PREFIX = "queue:"
 
 # the partial index's terms, literally (``storage.models.QUEUED``), then the range
