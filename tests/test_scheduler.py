@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 
 from mirror.budget import RateBudget
 from mirror.client import BooxiClient
@@ -51,6 +52,7 @@ async def test_poller_polls_everyone_backs_off_and_catches_up(make_sim, store: S
             await _until(all_synced, 15)
             jobs = [j for j in poller.scheduler.get_jobs() if j.id.startswith("staff:")]
             assert len(jobs) == staff_count
+            assert poller.scheduler.state == STATE_RUNNING  # paused to add them, resumed
             await sim.control("POST", "/_sim/faults", {"outage": True})
 
             async def all_failing() -> bool:
@@ -89,7 +91,9 @@ async def test_scheduling_a_chains_staff_lets_requests_in_and_drops_who_left(
         try:
             await poller.schedule_staff([(staff_id, 1) for staff_id in range(1, 2001)])
             during = turns
-            assert during >= 2000 // 100 - 1  # a turn of the loop every 100 jobs
+            assert during >= 10  # a turn of the loop every millisecond of adding
+            # one it found paused stays paused (only the pause it made is undone)
+            assert poller.scheduler.state == STATE_PAUSED
             staff_jobs = {j.id for j in poller.scheduler.get_jobs() if j.id.startswith("staff:")}
             assert len(staff_jobs) == 2000
             await poller.schedule_queues([1, 2])
