@@ -258,8 +258,15 @@ async def _measure(
             )
             rss, anon = rss_mb(serve.pid), anon_rss_mb(serve.pid)
         finally:
-            serve.send_signal(signal.SIGTERM)
-            await serve.wait()
+            if serve.returncode is None:
+                serve.send_signal(signal.SIGTERM)
+                await serve.wait()
+            else:  # it died: say how, with the end of its log (the folder goes with the run)
+                log = (folder / f"serve-{len(label)}.log").read_text(errors="replace")
+                print(
+                    f"{label}: serve exited with {serve.returncode}:\n{log[-3000:]}",
+                    file=sys.stderr,
+                )
     # the ceilings: the same paths answered with the same bytes by bare aiohttp, measured
     # as the reads were, while no ``serve`` runs
     calendar_ceiling = await _ceiling(folder, dict(zip(weeks, week_bodies, strict=True)), measure)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import mmap
+import os
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
@@ -231,37 +231,33 @@ class Probe:
     rewrites the WAL-index header at the start of the ``-shm`` file (its ``iChange``
     counter, ``mxFrame`` and checksums; https://www.sqlite.org/walformat.html, 2.1), and
     a transaction is visible to readers only once that header says so. The probe reads
-    those 48 bytes and queries the log only when they differ from what they were before
-    its last query, which read them first. Any difference (a commit, a checkpoint, a
-    torn read) costs one query, as every call cost before (10 to 30 microseconds: the
-    query takes and drops a WAL read lock); no ``-shm`` file (not in WAL mode) queries
-    every time.
+    those 48 bytes (one ``pread``) and queries the log only when they differ from what
+    they were before its last query, which read them first. Any difference (a commit,
+    a checkpoint, a torn read) costs one query, as every call cost before (10 to 30
+    microseconds: the query takes and drops a WAL read lock); no ``-shm`` file (not in
+    WAL mode) queries every time.
 
-    The header is read through a read-only memory map of the file's first bytes (as
-    SQLite itself maps it), not with ``pread``: a system call lets go of the GIL, and
-    taking it back waits for whichever thread holds it then. While the writer applied
-    webhooks, that wait was a third of a read's time on the event loop. The probe's own
-    connection keeps the file open, so no other connection truncates it (SQLite does so
-    only when it is the first to open it)."""
+    ``pread``, not a memory map of the header: SQLite truncates the ``-shm`` file when a
+    connection opens it with no other holding it, and reading a mapped page past the
+    file's end kills the process with SIGBUS (tried: ``serve`` exited with -7 in two of
+    four ``bench.read_calendar`` runs, for no measurable gain)."""
 
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         self._conn.execute("PRAGMA query_only=ON")
         self._conn.execute("PRAGMA busy_timeout=1000")
         self._seq = last_seq(self._conn)  # opens the -shm file, which it then keeps open
-        self._shm: mmap.mmap | None = None
         try:
-            with open(f"{path}-shm", "rb") as shm:
-                self._shm = mmap.mmap(shm.fileno(), _WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # no -shm file (not WAL), or too short to map
+            self._shm: int | None = os.open(f"{path}-shm", os.O_RDONLY)
+        except OSError:
             self._shm = None
         self._header = b""
 
     def last_seq(self) -> int:
         header = b""
         if self._shm is not None:
-            header = self._shm[:_WAL_INDEX_HEADER]
-            if header == self._header:
+            header = os.pread(self._shm, _WAL_INDEX_HEADER, 0)
+            if header == self._header and len(header) == _WAL_INDEX_HEADER:
                 return self._seq
         self._seq = last_seq(self._conn)
         self._header = header
@@ -272,7 +268,7 @@ class Probe:
 
     def close(self) -> None:
         if self._shm is not None:
-            self._shm.close()
+            os.close(self._shm)
             self._shm = None
         self._conn.close()
 
