@@ -41,12 +41,11 @@ async def receive(request: web.Request) -> web.Response:
         log.warning("webhook.rejected", extra={"reason": str(error), "remote": request.remote})
         raise ApiError(401, "webhook not authenticated") from None
     try:
-        event = parse_event(body, request.headers, verified)
+        served = frozenset(request.app[CONFIG].sync.merchant_ids)
+        event = parse_event(body, request.headers, verified, served)
     except MalformedEventError as error:
         log.warning("webhook.malformed", extra={"reason": str(error)})
         raise ApiError(400, f"malformed webhook event: {error}") from None
-    served = frozenset(request.app[CONFIG].sync.merchant_ids)
-    event = dataclasses.replace(event, served=served)
     marks = request.app[NO_RETENTION]
     if marks.matches((event.booking or {}).get("client")) or marks.matches(
         event.content.get("client")

@@ -143,8 +143,16 @@ def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> WebhookEvent:
-    """Read one event, validating every field the mirror will index on or store."""
+def parse_event(
+    body: bytes,
+    headers: Mapping[str, str],
+    verified: str,
+    served: frozenset[int] | None = None,
+) -> WebhookEvent:
+    """Read one event, validating every field the mirror will index on or store;
+    ``served`` as ``WebhookEvent.served``. (The event is made once, at the end: every
+    webhook is parsed on the event loop, where ``dataclasses.replace`` per field cost
+    more than the rest of this function's checks.)"""
     if too_deep(body):
         raise MalformedEventError(f"body nests deeper than {MAX_DEPTH} levels")
     try:
@@ -182,31 +190,25 @@ def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> Webho
         content = {}
     if not isinstance(content, dict):
         raise MalformedEventError("content must be a JSON object")
-    event = WebhookEvent(
-        event_id=event_id,
-        event_type=event_type,
-        created_on=created_on,
-        content=content,
-        body=text,
-        verified=verified,
-    )
     family = event_type.split(".", 1)[0]
     now = utcnow()
+    booking: Json | None = None
+    row: Json | None = None
+    client: Json | None = None
+    rows: tuple[Json, ...] = ()
     try:
         if family in ("appointment", "reservation"):
             booking = content.get("booking")
             row = booking_row(booking, "webhook", now)
             _check_booking(booking, row, now)
-            event = dataclasses.replace(event, booking=booking, booking_row=row)
         elif family == "client" and event_type != "client.deleted":
             client = client_row(content.get("client"), "webhook", now)
             _check_ids("client", client, ("id",), ("merchant_id",))
-            event = dataclasses.replace(event, client=client)
         elif event_type == "client.deleted":
             gone = content.get("client")
             if not isinstance(gone, dict) or not is_id(gone.get("id")):
                 raise MalformedError("client.id must be an integer from 1 to 2^53 - 1")
-            event = dataclasses.replace(event, client={"id": gone["id"]})
+            client = {"id": gone["id"]}
         links = content.get("clientLinks") or []
         if family in ("appointment", "reservation", "client"):
             if not isinstance(links, list):
@@ -217,10 +219,21 @@ def parse_event(body: bytes, headers: Mapping[str, str], verified: str) -> Webho
                 _check_text_id(check_module_id, "clientLinks[].moduleId", link["module_id"])
                 if len(link["external_id"]) > MAX_EVENT_ID:
                     raise MalformedError("clientLinks[].externalId is longer than 200 characters")
-            event = dataclasses.replace(event, links=rows)
     except MalformedError as error:
         raise MalformedEventError(str(error)) from None
-    return event
+    return WebhookEvent(
+        event_id=event_id,
+        event_type=event_type,
+        created_on=created_on,
+        content=content,
+        body=text,
+        verified=verified,
+        booking=booking,
+        booking_row=row,
+        client=client,
+        links=rows,
+        served=served,
+    )
 
 
 def _storable(value: str) -> bool:
