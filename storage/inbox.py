@@ -44,8 +44,9 @@ def store_events(conn: Connection, rows: Sequence[Json]) -> None:
 
 
 def strip_blocked_events(conn: Connection, rows: Sequence[Json]) -> None:
-    bookings = pii.blocked(conn, "booking", (r["booking_id"] for r in rows))
-    clients = pii.blocked(conn, "client", (r["client_id"] for r in rows))
+    bookings, clients = pii.blocked_bookings_and_clients(
+        conn, (r["booking_id"] for r in rows), (r["client_id"] for r in rows)
+    )
     for row in rows:
         if row["booking_id"] in bookings or str(row["client_id"]) in clients:
             row["body"] = strip_body(row["body"])
