@@ -43,7 +43,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -370,6 +370,13 @@ def merchant_of(event: WebhookEvent) -> int | None:
     return None
 
 
+# Made once: every webhook batch asks them when ``[sync] merchant_ids`` is not set.
+_HELD = select(reference.MERCHANT.c.id).where(
+    reference.MERCHANT.c.id.in_(bindparam("ids", expanding=True))
+)
+_ANY_HELD = select(reference.MERCHANT.c.id).limit(1)
+
+
 def _unserved(conn: Connection, events: Sequence[WebhookEvent]) -> dict[str, int]:
     """The events (by id) about a store the mirror does not serve, with that store: not
     in ``[sync] merchant_ids`` when set; otherwise one the mirror holds no reference data
@@ -386,13 +393,8 @@ def _unserved(conn: Connection, events: Sequence[WebhookEvent]) -> dict[str, int
         else:
             unknown[event.event_id] = merchant
     if unknown:
-        table = reference.MERCHANT
-        held = set(
-            conn.execute(
-                select(table.c.id).where(table.c.id.in_(sorted(set(unknown.values()))))
-            ).scalars()
-        )
-        any_held = held or conn.execute(select(table.c.id).limit(1)).first() is not None
+        held = set(conn.execute(_HELD, {"ids": sorted(set(unknown.values()))}).scalars())
+        any_held = held or conn.execute(_ANY_HELD).first() is not None
         if any_held:
             found.update({e: m for e, m in unknown.items() if m not in held})
     return found

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from storage import pii
@@ -67,6 +67,16 @@ def upsert_bookings(conn: Connection, rows: Sequence[Json], *, strictly_newer: b
     return set(written)
 
 
+# Made once: every webhook batch runs them (building them per call cost more than they).
+_KNOWN_EVENT_IDS = (
+    select(EVENT.c.id, EVENT.c.booking_id)
+    .where(EVENT.c.booking_id.in_(bindparam("ids", expanding=True)))
+    .where(EVENT.c.id > 0)
+    .order_by(EVENT.c.booking_id, EVENT.c.starts_on, EVENT.c.id)
+)
+_DELETE_EVENTS_OF = delete(EVENT).where(EVENT.c.booking_id.in_(bindparam("ids", expanding=True)))
+
+
 def replace_derived_events(
     conn: Connection, bookings: Sequence[Json], *, source: str, now: dt.datetime
 ) -> set[str]:
@@ -78,15 +88,9 @@ def replace_derived_events(
         return set()
     ids = [b["bookingId"] for b in bookings]
     known: dict[str, list[int]] = {booking_id: [] for booking_id in ids}
-    result = conn.execute(
-        select(EVENT.c.id, EVENT.c.booking_id)
-        .where(EVENT.c.booking_id.in_(ids))
-        .where(EVENT.c.id > 0)
-        .order_by(EVENT.c.booking_id, EVENT.c.starts_on, EVENT.c.id)
-    )
-    for found in result:
+    for found in conn.execute(_KNOWN_EVENT_IDS, {"ids": ids}):
         known[found.booking_id].append(found.id)
-    conn.execute(delete(EVENT).where(EVENT.c.booking_id.in_(ids)))
+    conn.execute(_DELETE_EVENTS_OF, {"ids": ids})
     rows = []
     provisional: set[str] = set()
     for booking in bookings:

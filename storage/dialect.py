@@ -83,4 +83,10 @@ def insert_ignoring_conflicts(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
 ) -> None:
     if rows:
-        conn.execute(insert(conn, table).on_conflict_do_nothing(), list(rows))
+        conn.execute(_ignoring_statement(conn.dialect.name, table), list(rows))
+
+
+@functools.lru_cache(maxsize=64)
+def _ignoring_statement(dialect: str, table: Table) -> Any:
+    """``INSERT .. ON CONFLICT DO NOTHING``, built once per table (as ``upsert``'s)."""
+    return _insert_for(dialect, table).on_conflict_do_nothing()

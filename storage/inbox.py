@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from storage import pii
@@ -17,14 +17,15 @@ from storage.rows import Json
 INBOX = table_of(InboxEvent)
 
 
+# Made once: every webhook batch asks (building the select per call cost more than it).
+_EXISTING = select(INBOX.c.event_id).where(INBOX.c.event_id.in_(bindparam("ids", expanding=True)))
+
+
 def existing_event_ids(conn: Connection, event_ids: Iterable[str]) -> set[str]:
     ids = list(dict.fromkeys(event_ids))
     found: set[str] = set()
     for start in range(0, len(ids), 500):
-        result = conn.execute(
-            select(INBOX.c.event_id).where(INBOX.c.event_id.in_(ids[start : start + 500]))
-        )
-        found.update(result.scalars())
+        found.update(conn.execute(_EXISTING, {"ids": ids[start : start + 500]}).scalars())
     return found
 
 
