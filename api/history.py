@@ -201,7 +201,7 @@ async def get_booking(request: web.Request) -> web.Response:
         raise bad_request("bookingId must be 1 to 64 characters")
     reader = request.app[READER]
     caller = principal(request)
-    found = await reader.run(reads.booking_with_group_events, booking_id)
+    found, sync = await reader.run(reads.booking_with_sync, booking_id)
     filled = False
     if found is None:  # not mirrored (yet): ask Booxi once; stored only if the key sees it
 
@@ -213,11 +213,10 @@ async def get_booking(request: web.Request) -> web.Response:
 
         what = f"Booking {booking_id}"
         filled = await upstream.fill(request, f"booking:{booking_id}", held, fetch, what=what)
-        found = await reader.run(reads.booking_with_group_events, booking_id)
+        found, sync = await reader.run(reads.booking_with_sync, booking_id)
     if found is None or not caller.sees(found[1]):
         raise not_found("Booking", booking_id)
     raw, _merchant, staff_id, groups = found
-    sync = await reader.run(reads.staff_sync, [staff_id] if staff_id else [])
     freshness = Freshness.of_sync_rows(sync)
     if filled:
         freshness = Freshness(freshness.synced_at, filled=True)

@@ -262,6 +262,16 @@ def booking_with_group_events(
     return row[0], row[1], row[2], groups
 
 
+def booking_with_sync(
+    conn: ReadConnection, booking_id: str
+) -> tuple[tuple[Raw, int, int | None, list[Raw]] | None, list[tuple[Any, Any, int]]]:
+    """``booking_with_group_events`` and its staff member's ``staff_sync``, in one read
+    (one snapshot, one hand-off to the reader's thread instead of two)."""
+    found = booking_with_group_events(conn, booking_id)
+    staff_id = found[2] if found is not None else None
+    return found, staff_sync(conn, [staff_id] if staff_id else [])
+
+
 # ---- directory --------------------------------------------------------------------------
 def merchants(
     conn: ReadConnection, group_id: int | None, visible: frozenset[int] | None
