@@ -20,13 +20,12 @@ import random
 import signal
 import sqlite3
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-from bench.common import free_port, percentile, print_table, start_serve
+from bench.common import free_port, percentile, print_table, start_serve, work_folder
 from bench.webhook_ingest import SECRET, event
 
 ROUND_TIMEOUT_S = 60
@@ -90,8 +89,7 @@ async def burst(
     return acknowledged
 
 
-async def run(rounds: int, events: int, concurrency: int, seed: int) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="booxi-chaos-"))
+async def run(folder: Path, rounds: int, events: int, concurrency: int, seed: int) -> None:
     port = free_port()
     config = write_config(folder, port)
     log = folder / "serve.log"
@@ -179,7 +177,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="of the kill points")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    asyncio.run(run(args.rounds, args.events, args.concurrency, seed))
+    with work_folder("booxi-chaos-") as folder:
+        asyncio.run(run(folder, args.rounds, args.events, args.concurrency, seed))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ import signal
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from bench.common import (
     rss_mb,
     slope_per_minute,
     start_serve,
+    work_folder,
 )
 
 PARTNER = "soak-partner-key-0123456789"
@@ -526,8 +526,9 @@ def ms(value: float) -> str:
     return f"{value * 1000:.1f} ms"
 
 
-async def run(seconds: float, concurrency: int, rate: float, half_open: int, idle: int) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="booxi-soak-"))
+async def run(
+    folder: Path, seconds: float, concurrency: int, rate: float, half_open: int, idle: int
+) -> None:
     sim_port, port = free_port(), free_port()
     sim_base, base = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
     sim = await start_sim(folder, sim_port, port)
@@ -544,7 +545,7 @@ async def run(seconds: float, concurrency: int, rate: float, half_open: int, idl
             print(
                 f"soak: {seconds:.0f} s, reads at {concurrency} connections, {rate:.0f} "
                 f"webhooks/s; {len(data.staff)} staff, {len(data.bookings):,} bookings, "
-                f"{len(data.clients)} clients; logs in {folder}",
+                f"{len(data.clients)} clients; logs in {folder} (removed if the run ends well)",
                 flush=True,
             )
             stats, samples, anon, elapsed, waited = await soak(
@@ -736,7 +737,10 @@ def main() -> None:
         parser.error("--seconds must be from 1 to 3600")
     global READY_ANSWERS_MB
     READY_ANSWERS_MB = args.ready_answers_mb
-    asyncio.run(run(args.seconds, args.concurrency, args.webhooks, args.half_open, args.idle))
+    with work_folder("booxi-soak-") as folder:
+        asyncio.run(
+            run(folder, args.seconds, args.concurrency, args.webhooks, args.half_open, args.idle)
+        )
 
 
 if __name__ == "__main__":

@@ -40,12 +40,13 @@ import socket
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 from standardwebhooks.webhooks import Webhook
+
+from bench.common import work_folder
 
 SECRET = "bench-webhook-secret-0123456789"
 API_KEY = "bench-api-key-0123456789"
@@ -248,9 +249,13 @@ async def read_loop(
 
 
 async def run(
-    events: int, concurrency: int, signed: bool, readers: int, read_rate: float | None
+    folder: Path,
+    events: int,
+    concurrency: int,
+    signed: bool,
+    readers: int,
+    read_rate: float | None,
 ) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="booxi-bench-"))
     port = free_port()
     process = await start_mirror(write_config(folder, port, signed))
     base = f"http://127.0.0.1:{port}"
@@ -389,7 +394,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.read_rate is not None and (args.read_rate <= 0 or args.readers < 1):
         parser.error("--read-rate needs --readers N and a rate above 0")
-    asyncio.run(run(args.events, args.concurrency, args.signed, args.readers, args.read_rate))
+    with work_folder("booxi-bench-") as folder:
+        asyncio.run(
+            run(folder, args.events, args.concurrency, args.signed, args.readers, args.read_rate)
+        )
 
 
 if __name__ == "__main__":
