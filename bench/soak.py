@@ -80,8 +80,8 @@ FLAT_MB_PER_MIN = 2.0  # the soak's RSS slope over its last 3/4 counts as no gro
 # --ready-answers-mb: serve's [api] ready_answers_mb (0: none). Small, so that the ready
 # answers reach their bound in the soak's first seconds and the slope shows growth past
 # it: with 64 MB they were still filling after a minute, and what each costs beyond the
-# bytes counted for it (15 to 30% more, measured with calendar weeks and bookings) read
-# as 5 to 25 MB/min of growth; with 8 MB the same build's slope was +0.6 MB/min.
+# bytes counted for it (14 to 27% more, measured with calendar weeks and bookings) read
+# as 5 to 25 MB/min of growth; with 8 MB, +0.6 to +7.8 MB/min in five runs (README).
 DEFAULT_READY_ANSWERS_MB = 8.0
 READY_ANSWERS_MB = DEFAULT_READY_ANSWERS_MB
 
