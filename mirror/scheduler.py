@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
@@ -172,31 +172,47 @@ class Poller:
 
     async def schedule_queues(self, merchant_ids: Sequence[int]) -> None:
         """One queue job per store, spread over the interval; stale jobs removed."""
+        await self._keep_jobs(
+            store_queue.SCOPE_PREFIX, sorted(set(merchant_ids)), self.poll_queue, shift=0.5
+        )
+
+    async def _keep_jobs(
+        self,
+        prefix: str,
+        wanted: Sequence[int],
+        run: Callable[[int], Awaitable[None]],
+        *,
+        shift: float = 0.0,
+    ) -> int:
+        """One ``run(id)`` job (id ``prefix`` + id) per wanted id, every calendar interval,
+        the new ones' first runs spread over one interval (at ``index + shift`` of
+        ``len(new)`` parts); jobs of this prefix no longer wanted removed. How many were
+        added."""
         interval = self.sync.calendar_interval_s
-        wanted = set(merchant_ids)
-        prefix = store_queue.SCOPE_PREFIX
+        keep = set(wanted)
         held = {job.id: job for job in self.scheduler.get_jobs()}
-        new = [m for m in sorted(wanted) if store_queue.queue_scope(m) not in held]
+        new = [i for i in wanted if f"{prefix}{i}" not in held]
         now = utcnow()
         every = IntervalTrigger(seconds=interval, timezone=dt.UTC)  # stateless: shared
         slices = _Slices()
         with self._adding():
             for job_id, job in held.items():
-                if job_id.startswith(prefix) and int(job_id[len(prefix) :]) not in wanted:
+                if job_id.startswith(prefix) and int(job_id[len(prefix) :]) not in keep:
                     await slices.turn()
                     job.remove()
-            for index, merchant_id in enumerate(new):
+            for index, ident in enumerate(new):
                 await slices.turn()
                 self.scheduler.add_job(
-                    self.poll_queue,
+                    run,
                     every,
-                    args=[merchant_id],
-                    id=store_queue.queue_scope(merchant_id),
+                    args=[ident],
+                    id=f"{prefix}{ident}",
                     max_instances=1,
                     coalesce=True,
                     misfire_grace_time=int(interval),
-                    next_run_time=now + dt.timedelta(seconds=interval * (index + 0.5) / len(new)),
+                    next_run_time=now + dt.timedelta(seconds=interval * (index + shift) / len(new)),
                 )
+        return len(new)
 
     async def poll_queue(self, merchant_id: int) -> None:
         with self._job():
@@ -213,33 +229,10 @@ class Poller:
 
     async def schedule_staff(self, staff: Sequence[tuple[int, int | None]]) -> None:
         """One job per staff member, spread over the interval; stale jobs removed."""
-        interval = self.sync.calendar_interval_s
         wanted = dict(staff)
-        prefix = sync_state.STAFF_SCOPE_PREFIX
-        held = {job.id: job for job in self.scheduler.get_jobs()}
-        new = [s for s in wanted if sync_state.staff_scope(s) not in held]
-        now = utcnow()
-        every = IntervalTrigger(seconds=interval, timezone=dt.UTC)  # stateless: shared
-        slices = _Slices()
-        with self._adding():
-            for job_id, job in held.items():
-                if job_id.startswith(prefix) and int(job_id[len(prefix) :]) not in wanted:
-                    await slices.turn()
-                    job.remove()
-            for index, staff_id in enumerate(new):
-                await slices.turn()
-                self.scheduler.add_job(
-                    self.poll_staff,
-                    every,
-                    args=[staff_id],
-                    id=sync_state.staff_scope(staff_id),
-                    max_instances=1,
-                    coalesce=True,
-                    misfire_grace_time=int(interval),
-                    next_run_time=now + dt.timedelta(seconds=interval * index / max(len(new), 1)),
-                )
+        added = await self._keep_jobs(sync_state.STAFF_SCOPE_PREFIX, list(wanted), self.poll_staff)
         self._merchants = wanted
-        log.info("poll.schedule", extra={"staff": len(wanted), "added": len(new)})
+        log.info("poll.schedule", extra={"staff": len(wanted), "added": added})
 
     async def poll_staff(self, staff_id: int) -> None:
         with self._job():
