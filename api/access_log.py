@@ -12,6 +12,7 @@ query string is never logged: its values can be e-mail addresses and phone numbe
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -37,16 +38,44 @@ ACCESS_FIELDS = web.RequestKey("access_fields", dict[str, object])
 
 def fields(request: BaseRequest, response: web.StreamResponse, time: float) -> dict[str, object]:
     """The access line's fields, in order."""
+    return fields_of(*parts(request, response, time))
+
+
+def parts(request: BaseRequest, response: web.StreamResponse, time: float) -> tuple[Any, ...]:
+    """What the line's fields are made of, taken as the request ends (``fields_of`` makes
+    them, then or later)."""
+    return (
+        request.method,
+        _route_name(request),
+        request.path,
+        response.status,
+        time,
+        request.remote,
+        response.body_length,
+        request.get(ACCESS_FIELDS),
+    )
+
+
+def fields_of(
+    method: str,
+    route: str | None,
+    path: str,
+    status: int,
+    time: float,
+    remote: str | None,
+    sent: int,
+    more: dict[str, object] | None,
+) -> dict[str, object]:
+    """The access line's fields, in order, from ``parts``."""
     line: dict[str, object] = {
-        "method": request.method,
-        "route": _route_name(request) or "unmatched",
-        "path": request.path,
-        "status": response.status,
+        "method": method,
+        "route": route or "unmatched",
+        "path": path,
+        "status": status,
         "duration_ms": round(time * 1000, 2),
-        "remote": request.remote,
-        "bytes": response.body_length,
+        "remote": remote,
+        "bytes": sent,
     }
-    more = request.get(ACCESS_FIELDS)
     if more:
         line.update(more)
     return line

@@ -4,10 +4,11 @@
 One line per request is the log's busiest source by far: through ``logging`` (a record,
 the handler's lock, a dict of extras read back from the record) it cost about 25 to 40
 microseconds of the event loop per request, a fifth of a ready answer's whole cost.
-Formatted here from the fields straight into the handler's held lines
-(``cli.logs.line_writer``), the line is the same (format, redaction, holding) for a
-fraction of it. Where anything else would see the record (another handler, a filter:
-a test's log capture), lines go through ``logging`` as before.
+Here the request's values are handed to the handler's held lines as they are
+(``cli.logs.line_writer``), and made into fields and a line with their batch: the line
+is the same (format, redaction, holding) for a fraction of it. Where anything else
+would see the record (another handler, a filter: a test's log capture), lines go
+through ``logging`` as before.
 """
 
 import logging
@@ -15,7 +16,7 @@ import logging
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from api.access_log import EVENT, AccessLogger, fields
+from api.access_log import EVENT, AccessLogger, fields_of, parts
 from cli.logs import line_writer
 
 
@@ -30,4 +31,4 @@ class AccessLines(AccessLogger):
         if self._write is None:
             super().log(request, response, time)
         else:
-            self._write(EVENT, fields(request, response, time))
+            self._write(EVENT, fields_of, parts(request, response, time))

@@ -47,8 +47,8 @@ def test_access_lines_are_held_until_any_other_line_or_a_flush(
     logs.hold_lines()
     write = logs.line_writer(logger)
     assert write is not None
-    write("first", {})
-    write("second", {})
+    write("first", dict, ())
+    write("second", dict, ())
     assert capsys.readouterr().err == ""  # held
 
     logger.info("third")  # any other line writes what is held, then itself
@@ -57,10 +57,10 @@ def test_access_lines_are_held_until_any_other_line_or_a_flush(
         "second",
         "third",
     ]
-    write("fourth", {})
+    write("fourth", dict, ())
     logs.hold_lines(False)  # off: what is held goes out
     assert [line["message"] for line in _lines(capsys.readouterr().err)] == ["fourth"]
-    write("fifth", {})  # and later lines at once
+    write("fifth", dict, ())  # and later lines at once
     assert [line["message"] for line in _lines(capsys.readouterr().err)] == ["fifth"]
 
 
@@ -72,7 +72,7 @@ def test_the_fast_path_writes_the_line_logging_would_write(
     logger.info("http.request", extra=fields)
     write = logs.line_writer(logger)
     assert write is not None
-    write("http.request", fields)
+    write("http.request", dict, (fields,))
 
     through_logging, fast = _lines(capsys.readouterr().err)
     assert through_logging.pop("timestamp") and fast.pop("timestamp")
