@@ -163,14 +163,17 @@ KEY_HEADERS = ("Authorization", PARTNER_HEADER, MERCHANT_HEADER)
 def _presented_key(request: web.Request) -> tuple[str, str] | None:
     """The key presented and the kind its header is for. A key header that is not
     ASCII (no key is) is refused as an invalid key: 401, never a decoding error."""
+    headers = request.headers
     for name in KEY_HEADERS:
-        if not all(value.isascii() for value in request.headers.getall(name, [])):
-            raise BooxiShapedError(401, f"Invalid API key: the {name} header must be ASCII")
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip(), PARTNER
-    partner = request.headers.get(PARTNER_HEADER, "").strip()
+        for value in headers.getall(name, ()):
+            if not value.isascii():
+                raise BooxiShapedError(401, f"Invalid API key: the {name} header must be ASCII")
+    scheme, _, value = headers.get("Authorization", "").partition(" ")
+    value = value.strip()
+    if value and scheme.lower() == "bearer":
+        return value, PARTNER
+    partner = headers.get(PARTNER_HEADER, "").strip()
     if partner:
         return partner, PARTNER
-    merchant = request.headers.get(MERCHANT_HEADER, "").strip()
+    merchant = headers.get(MERCHANT_HEADER, "").strip()
     return (merchant, MERCHANT) if merchant else None

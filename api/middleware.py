@@ -61,8 +61,7 @@ def front_door(metrics: Metrics) -> Middleware:
         except Exception as error:
             response = _booxi_answer(request, error) if booxi else error_answer(request, error)
         finally:
-            if ready.BUILDS in request:  # the reads waiting for this one's answer go on
-                ready.built(request)
+            ready.built(request)  # if this read built an answer, those waiting for it go on
         observe(_route(request), request.method, response.status, time.perf_counter() - started)
         return response
 

@@ -338,9 +338,11 @@ async def lookup(request: web.Request) -> web.Response | None:
 def built(request: web.Request) -> None:
     """The end of this request's building of its answer (kept or not): the reads that
     wait for it go on (see ``lookup``)."""
-    key = request.pop(BUILDS, None)
     ready_answers = request.app.get(READY)
-    if key is None or ready_answers is None:
+    if ready_answers is None or not ready_answers.building:  # no read builds: a hit's case
+        return
+    key = request.pop(BUILDS, None)
+    if key is None:
         return
     building = ready_answers.building.pop(key, None)
     if building is not None and not building.done():
