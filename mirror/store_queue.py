@@ -14,10 +14,11 @@ are kept until the listing ends: a store's listing is every appointment over the
 window, thousands, and held whole (as it was) it made a burst of some 60,000 Python
 objects per poll and one long transaction that webhooks waited behind (5-minute
 ``bench.soak`` runs: webhook p99 0.7 to 0.9 s, ``serve``'s memory creeping 3.6 to 6.5
-MB a minute after such bursts; page by page 0.29 s and +1.7). **choice**: a listing
-that fails part-way keeps the pages it stored (each is Booxi's as it was read, and
-gives way to newer), and records the failure; what was not listed is not reconciled
-until a listing completes.
+MB a minute after such bursts; page by page 0.3 to 0.5 s and +1.7 to +2.5).
+
+**choice**: a listing that fails part-way keeps the pages it stored (each is Booxi's
+as it was read, and gives way to newer), and records the failure; what was not listed
+is not reconciled until a listing completes.
 
 Cost: one listing per store per ``calendar_interval_s`` (pages of Booxi's size), through
 the one rate budget at the poll priority, on the leading replica only (the scheduler's
