@@ -3,6 +3,7 @@ checked by reading the SQLite file itself (and its WAL) for the values."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from pathlib import Path
@@ -17,6 +18,10 @@ from tests.conftest import API_KEY, WEBHOOK_SECRET, Sim, Store, booxi_client
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 NOW = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _file_bytes(path: Path) -> bytes:
@@ -72,12 +77,21 @@ async def test_retention_of_zero_days_leaves_no_past_client_in_the_file(
     make_sim, make_mirror_app, store: Store
 ) -> None:
     sim, _app, client = await _wired(make_sim, make_mirror_app, store)
+    # The simulator stamps a booking's every change at least a second after its last, so
+    # one changed twice within a second carries a modifiedOn ahead of the clock; a
+    # cancellation stamped ahead is not past yet (a client whose bookings were all
+    # cancelled is past at the latest cancellation): wait until every stamp has passed.
+    stamped = max(dt.datetime.fromisoformat(b["modifiedOn"]) for b in sim.world.bookings.values())
+    ahead = (stamped - dt.datetime.now(dt.UTC)).total_seconds()
+    await asyncio.sleep(max(0.0, ahead + 1.0))  # stamps are whole seconds
+    now = _utc_now()
+    assert now > stamped.strftime("%Y-%m-%dT%H:%M:%SZ")
     outcome = await enforce_retention(store.writer, 0)
     assert outcome.anonymized
     future = {
         b["client"]["id"]
         for b in sim.world.bookings.values()
-        if b["status"] != "Cancelled" and b["totalClientTimespan"]["end"] > NOW
+        if b["status"] != "Cancelled" and b["totalClientTimespan"]["end"] > now
     }
     held = _file_bytes(store.path)
     past = [c for c in sim.world.clients.values() if c["id"] not in future]
