@@ -77,11 +77,14 @@ _second: list[Any] = [None, ""]  # the last second formatted, and its text
 
 
 def _utc_time(created: float) -> str:
-    """RFC 3339 in UTC to the millisecond; the date and time part made once a second."""
+    """RFC 3339 in UTC to the millisecond; the date and time part made once a second
+    (read and replaced whole: access lines are formatted on the flusher thread too)."""
     second = int(created)
-    if _second[0] != second:
-        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_second[1]}.{int((created - second) * 1000):03d}Z"
+    cached, text = _second
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[:] = [second, text]
+    return f"{text}.{int((created - second) * 1000):03d}Z"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -258,8 +261,13 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _format(line: Callable[..., str], parts: _Parts) -> str:
+    """A held line, formatted; one whose fields cannot be made is written without them
+    (never raising: the batch it is in, and the flusher thread, must not be lost)."""
     created, logger, message, make, args = parts
-    return line(created, "INFO", logger, message, make(*args))
+    try:
+        return line(created, "INFO", logger, message, make(*args))
+    except Exception as error:
+        return line(created, "INFO", logger, message, {"fields_error": type(error).__name__})
 
 
 _HANDLERS: weakref.WeakSet[_StderrHandler] = weakref.WeakSet()  # for ``hold_lines``

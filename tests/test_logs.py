@@ -92,3 +92,23 @@ def test_the_fast_path_steps_aside_for_any_other_handler(logger: logging.Logger)
     quiet = logging.Logger("aiohttp.access", logging.WARNING)  # and where INFO is dropped
     quiet.handlers = list(logger.handlers)
     assert logs.line_writer(quiet) is None
+
+
+def test_a_held_line_whose_fields_fail_is_written_without_them_and_keeps_its_batch(
+    logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.hold_lines()
+    write = logs.line_writer(logger)
+    assert write is not None
+
+    def broken() -> dict[str, object]:
+        raise ValueError("no fields")
+
+    write("first", dict, ())
+    write("broken", broken, ())
+    write("third", dict, ())
+    logs.hold_lines(False)
+
+    lines = _lines(capsys.readouterr().err)
+    assert [line["message"] for line in lines] == ["first", "broken", "third"]
+    assert lines[1]["fields_error"] == "ValueError"
